@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Boot one pvtime guest under QEMU and judge the run.
+
+The guest's init (guest/init) runs one test set, prints its TAP stream on the
+status port (the second serial port) and ends with "PVTIME-RC <rc>". A run
+fails on: timeout, no exit status, non-zero status, a TAP "not ok" or a
+missing result, and any kernel splat in the console log (panic, Oops, BUG,
+WARNING, lockdep, KASAN/UBSAN, RCU stalls, clocksource watchdog
+complaints). Logs of every run stay in the log directory; the path of a
+failed run's logs is printed.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+SPLATS = [
+    ("panic", r"Kernel panic - not syncing"),
+    ("oops", r"\bOops\b"),
+    ("bug", r"\bBUG: |kernel BUG at"),
+    ("warning", r"\bWARNING: |\bWARNING at\b"),
+    ("lockdep", r"possible circular locking|possible recursive locking|"
+                r"inconsistent lock state|DEBUG_LOCKS_WARN_ON"),
+    ("kasan", r"KASAN"),
+    ("ubsan", r"UBSAN"),
+    ("rcu-stall", r"rcu: INFO: .*stall|self-detected stall"),
+    ("msr", r"unchecked MSR access error"),
+    ("gpf", r"general protection fault"),
+    ("clocksource-watchdog",
+     r"timekeeping watchdog|Marking clocksource .* as unstable|"
+     r"clocksource watchdog|Long readout interval|"
+     r"Marking TSC unstable|wd_nsec:"),
+]
+SPLAT_RE = [(n, re.compile(p)) for n, p in SPLATS]
+
+TAP_RESULT = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*(.*)$")
+TAP_PLAN = re.compile(r"^1\.\.(\d+)")
+
+
+def parse_tap(lines):
+    """Count top-level results the way kselftest's runner writes them.
+
+    Nested subtest output is prefixed by "# " and is not counted; each
+    "TAP version" line starts a new stream whose plan must be met.
+    """
+    res = {"passed": 0, "failed": 0, "skipped": 0, "timeout": 0, "failures": []}
+    plan, seen = None, 0
+
+    def close():
+        if plan is not None and seen < plan:
+            res["failed"] += plan - seen
+            res["failures"].append(f"{plan - seen} planned result(s) missing")
+
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if line.startswith("TAP version"):
+            close()
+            plan, seen = None, 0
+            continue
+        if line.startswith("Bail out!"):
+            res["failed"] += 1
+            res["failures"].append(line)
+            continue
+        m = TAP_PLAN.match(line)
+        if m:
+            plan = int(m.group(1))
+            continue
+        m = TAP_RESULT.match(line)
+        if not m:
+            continue
+        seen += 1
+        desc = m.group(3)
+        directive = desc.split("#", 1)[1].strip().upper() if "#" in desc else ""
+        if m.group(1) == "ok":
+            if directive.startswith("SKIP"):
+                res["skipped"] += 1
+            else:
+                res["passed"] += 1
+        elif directive.startswith("TIMEOUT"):
+            res["timeout"] += 1
+            res["failed"] += 1
+            res["failures"].append(line)
+        elif directive.startswith("SKIP") or directive.startswith("XFAIL"):
+            res["skipped"] += 1
+        else:
+            res["failed"] += 1
+            res["failures"].append(line)
+    close()
+    return res
+
+
+def find_splats(text):
+    found = []
+    for line in text.splitlines():
+        for name, rx in SPLAT_RE:
+            if rx.search(line):
+                found.append((name, line.strip()))
+                break
+    return found
+
+
+def qemu_cmdline(a, logdir):
+    accel = "tcg"
+    if a.accel == "tcg":
+        accel = "tcg,thread=multi" if a.smp > 1 else "tcg,thread=single"
+    else:
+        accel = a.accel
+    append = f"console=ttyS0 panic=-1 loglevel=6 pvtime.set={a.set} {a.append}".strip()
+    cmd = [a.qemu, "-accel", accel, "-cpu", a.cpu, "-smp", str(a.smp),
+           "-m", str(a.mem), "-nodefaults", "-display", "none", "-vga", "none",
+           "-no-reboot",
+           "-chardev", f"file,id=con,path={logdir}/console.log",
+           "-serial", "chardev:con",
+           "-chardev", f"file,id=status,path={logdir}/status.log",
+           "-serial", "chardev:status",
+           "-kernel", a.kernel, "-initrd", a.initrd, "-append", append]
+    for d in a.firmware:
+        cmd += ["-L", d]
+    if a.qmp:
+        cmd += ["-qmp", f"unix:{a.qmp},server=on,wait=off"]
+    if a.icount is not None:
+        cmd += ["-icount", f"shift={a.icount},sleep=on"]
+    cmd += shlex.split(a.qemu_args)
+    return cmd
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--qemu", required=True)
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--initrd", required=True)
+    p.add_argument("--set", required=True, help="guest test set (guest/sets/)")
+    p.add_argument("--name", help="row name (default: the set)")
+    p.add_argument("--smp", type=int, default=1)
+    p.add_argument("--mem", type=int, default=512, help="MiB")
+    p.add_argument("--cpu", default="max")
+    p.add_argument("--accel", default="tcg")
+    p.add_argument("--append", default="", help="extra kernel arguments")
+    p.add_argument("--qemu-args", default="", help="extra QEMU arguments")
+    p.add_argument("--icount", type=int, default=None, help="-icount shift")
+    p.add_argument("--qmp", help="QMP socket path")
+    p.add_argument("--timeout", type=int, default=600, help="wall seconds")
+    p.add_argument("--firmware", action="append",
+                   default=["/usr/share/seabios", "/usr/share/qemu"])
+    p.add_argument("--log-dir", default="build/logs")
+    p.add_argument("--results", help="append a JSON line per run to this file")
+    p.add_argument("--print-status", action="store_true",
+                   help="copy the guest's status stream to stdout")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the QEMU command line and exit")
+    a = p.parse_args()
+    name = a.name or a.set
+
+    logdir = os.path.join(a.log_dir, name)
+    cmd = qemu_cmdline(a, logdir)
+    if a.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    for f, pkg in ((a.qemu, "run make qemu"), (a.kernel, "run make kernel"),
+                   (a.initrd, "run make initramfs"),
+                   ("/usr/share/seabios/bios-256k.bin", "install seabios"),
+                   ("/usr/share/qemu/linuxboot_dma.bin", "install qemu-system-data")):
+        if not os.path.exists(f):
+            print(f"boot: {f} not found: {pkg}", file=sys.stderr)
+            return 2
+    shutil.rmtree(logdir, ignore_errors=True)
+    os.makedirs(logdir)
+    with open(os.path.join(logdir, "cmdline"), "w") as f:
+        f.write(shlex.join(cmd) + "\n")
+
+    t0 = time.monotonic()
+    with open(os.path.join(logdir, "qemu.log"), "w") as qlog:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=a.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wall = time.monotonic() - t0
+
+    def read(n):
+        try:
+            with open(os.path.join(logdir, n), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    console, status = read("console.log"), read("status.log")
+    if a.print_status:
+        sys.stdout.write("".join(l + "\n" for l in status.splitlines()
+                                 if not l.startswith("PVTIME-RC")))
+    tap = parse_tap(status.splitlines())
+    rcs = re.findall(r"^PVTIME-RC (\d+)", status, re.M)
+    problems = []
+    if timed_out:
+        problems.append(f"timeout after {a.timeout} s")
+    elif proc.returncode != 0:
+        problems.append(f"qemu exited with {proc.returncode} (see qemu.log)")
+    if not rcs and not timed_out:
+        problems.append("guest reported no exit status")
+    elif rcs and rcs[-1] != "0":
+        problems.append(f"guest test set exited with {rcs[-1]}")
+    for kind, line in find_splats(console):
+        problems.append(f"{kind}: {line}")
+
+    # The run itself is one result: it completed cleanly or it did not.
+    passed = tap["passed"] + (0 if problems else 1)
+    failed = tap["failed"] + (1 if problems else 0)
+    ok = failed == 0
+    line = (f"row {name}: {passed} passed, {failed} failed, "
+            f"{tap['skipped']} skipped ({wall:.0f} s)")
+    print(line, flush=True)
+    for x in tap["failures"] + problems[:10]:
+        print(f"  {x}", flush=True)
+    if not ok:
+        print(f"  logs: {os.path.abspath(logdir)}", flush=True)
+    if a.results:
+        with open(a.results, "a") as f:
+            f.write(json.dumps({"name": name, "passed": passed, "failed": failed,
+                                "skipped": tap["skipped"], "timeout": timed_out,
+                                "tap_timeouts": tap["timeout"],
+                                "problems": problems, "wall": round(wall, 1),
+                                "logs": os.path.abspath(logdir)}) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

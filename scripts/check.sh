@@ -1,0 +1,113 @@
+#!/bin/sh
+# make check: static gates, builds, harness self-tests and the guest matrix.
+# Every step is one or more results; the run ends with one line
+# "N passed, N failed, N skipped" and exits non-zero on any failure.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+LOGS=$BUILD/logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+RESULTS=$LOGS/results.jsonl
+: >"$RESULTS"
+PASS=0 FAIL=0 SKIP=0
+
+result() { # result ok|fail|skip NAME [DETAIL]
+	case $1 in
+	ok) PASS=$((PASS + 1)); echo "ok: $2" ;;
+	skip) SKIP=$((SKIP + 1)); echo "skip: $2${3:+ ($3)}" ;;
+	*) FAIL=$((FAIL + 1)); echo "FAIL: $2${3:+ ($3)}" ;;
+	esac
+}
+
+# step NAME CMD...: run CMD with its output in $LOGS/NAME.log; one result.
+step() {
+	n=$1; shift
+	if "$@" >"$LOGS/$n.log" 2>&1; then
+		result ok "$n"
+	else
+		result fail "$n" "log: $LOGS/$n.log"
+		tail -n 5 "$LOGS/$n.log" | sed 's/^/    /'
+		return 1
+	fi
+}
+
+summary() {
+	echo "$PASS passed, $FAIL failed, $SKIP skipped"
+	[ "$FAIL" = 0 ]
+	exit $?
+}
+
+echo "== fetch"
+step fetch "$TOP/scripts/fetch.sh" || summary
+
+echo "== harness self-tests (static)"
+"$TOP/tests/harness/static.sh" "$LOGS/harness-static" >/dev/null 2>&1
+while IFS=' ' read -r st name; do
+	result "$st" "$name"
+done <"$LOGS/harness-static/results"
+
+echo "== static gates"
+for s in linux qemu; do
+	step "apply-$s" "$TOP/scripts/tree.sh" ensure "$s" "$PVTIME_CACHE/work/$s" || continue
+	[ -f "$TOP/$s/series" ] || continue
+	if [ $s = linux ]; then base=$LINUX_BASE; opts="--strict --quiet"; else base=$QEMU_BASE; opts=; fi
+	for p in $(grep -v -e '^#' -e '^0000-' "$TOP/$s/series"); do
+		# shellcheck disable=SC2086
+		step "checkpatch-$s-$p" sh -c 'cd "$1" && shift && perl scripts/checkpatch.pl "$@"' \
+			- "$base" $opts "$TOP/$s/$p"
+	done
+done
+
+echo "== builds"
+QEMU=$("$TOP/scripts/build-qemu.sh" 2>"$LOGS/build-qemu.log") &&
+	result ok build-qemu || { result fail build-qemu "log: $LOGS/build-qemu.log"; summary; }
+KOUT=$("$TOP/scripts/build-kernel.sh" 2>"$LOGS/build-kernel.log") &&
+	result ok build-kernel || { result fail build-kernel "log: $LOGS/build-kernel.log"; summary; }
+INITRD=$("$TOP/scripts/build-initramfs.sh" "$KOUT" 2>"$LOGS/build-initramfs.log") &&
+	result ok build-initramfs || { result fail build-initramfs "log: $LOGS/build-initramfs.log"; summary; }
+KERNEL=$KOUT/arch/x86/boot/bzImage
+
+boot() { # boot NAME SET SMP CPU TIMEOUT APPEND [boot.py args]
+	n=$1 set=$2 smp=$3 cpu=$4 to=$5 app=$6; shift 6
+	[ "$app" = - ] && app=
+	/usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" --kernel "$KERNEL" \
+		--initrd "$INITRD" --name "$n" --set "$set" --smp "$smp" --cpu "$cpu" \
+		--timeout "$to" --append "$app" --log-dir "$LOGS/guests" "$@"
+}
+
+echo "== harness self-tests (boot runner)"
+# A guest that panics must fail its run.
+if boot selftest-panic selftest-panic 1 max 300 - >"$LOGS/selftest-panic.out" 2>&1; then
+	result fail "runner fails a panicking guest" "the run passed"
+elif grep -q 'panic: Kernel panic' "$LOGS/selftest-panic.out"; then
+	result ok "runner fails a panicking guest"
+else
+	result fail "runner fails a panicking guest" "no panic reported: $(head -c 300 "$LOGS/selftest-panic.out")"
+fi
+# A TAP "not ok" must be counted as a failure, the "ok" as a pass.
+boot selftest-notok selftest-notok 1 max 300 - >"$LOGS/selftest-notok.out" 2>&1
+if grep -q '^row selftest-notok: 1 passed, 2 failed, 0 skipped' "$LOGS/selftest-notok.out"; then
+	result ok "runner counts TAP not ok as failed"
+else
+	result fail "runner counts TAP not ok as failed" "$(head -n1 "$LOGS/selftest-notok.out")"
+fi
+
+echo "== guest matrix"
+grep -v -e '^#' -e '^[[:space:]]*$' "$TOP/tests/matrix" >"$LOGS/matrix"
+while read -r name smp cpu set to app; do
+	if [ -n "${MATRIX_FILTER:-}" ] && ! echo "$name" | grep -qE "$MATRIX_FILTER"; then
+		continue
+	fi
+	boot "$name" "$set" "$smp" "$cpu" "$to" "$app" --results "$RESULTS" </dev/null
+done <"$LOGS/matrix"
+# Fold the rows' results (TAP results plus one per boot) into the totals.
+eval "$(/usr/bin/python3 - "$RESULTS" <<'PY'
+import json, sys
+p = f = s = 0
+for l in open(sys.argv[1]):
+    r = json.loads(l); p += r["passed"]; f += r["failed"]; s += r["skipped"]
+print(f"PASS=$((PASS + {p})) FAIL=$((FAIL + {f})) SKIP=$((SKIP + {s}))")
+PY
+)"
+summary

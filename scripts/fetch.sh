@@ -1,0 +1,77 @@
+#!/bin/sh
+# Fetch the pinned Linux and QEMU bases through apt with a private
+# configuration derived from the machine's own Debian sources, verify their
+# checksums and unpack pristine trees into the cache.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+LINUX_ORIG=linux_${LINUX_VERSION}.orig.tar.xz
+QEMU_ORIG=qemu_${QEMU_UPSTREAM}+ds.orig.tar.xz
+QEMU_DEB=qemu_${QEMU_DEBVER#*:}.debian.tar.xz
+
+dl=$PVTIME_CACHE/dl
+mkdir -p "$dl"
+
+have() { [ -f "$dl/$1" ] && echo "$2  $dl/$1" | sha256sum -c --status; }
+
+apt_private() {
+	a=$PVTIME_CACHE/apt
+	if [ ! -d "$a/lists" ] || [ -z "$(ls "$a/lists" 2>/dev/null)" ] ||
+	   [ "${PVTIME_APT_REFRESH:-}" = 1 ]; then
+		need debian.sources /etc/apt/sources.list.d/debian.sources base-files
+		mkdir -p "$a/sources.list.d" "$a/lists/partial" "$a/cache/archives/partial"
+		# The machine's first Debian archive stanza, re-pointed at sid sources.
+		awk -v RS= '!/security/ {print; exit}' /etc/apt/sources.list.d/debian.sources |
+			sed -e 's/^Types:.*/Types: deb-src/' -e 's/^Suites:.*/Suites: sid/' \
+			>"$a/sources.list.d/sid-src.sources"
+		apt_run update -q >&2
+	fi
+}
+
+apt_run() {
+	a=$PVTIME_CACHE/apt
+	apt-get -o Dir::Etc::SourceList=/dev/null \
+		-o Dir::Etc::SourceParts="$a/sources.list.d" \
+		-o Dir::State::Lists="$a/lists" \
+		-o Dir::Cache="$a/cache" \
+		-o APT::Sandbox::User=root "$@"
+}
+
+get_src() { # pkg=version file sha
+	if have "$2" "$3"; then return 0; fi
+	apt_private
+	# apt's exit code is not trusted: the kernel's debian tarball of this
+	# version is not served, so apt fails after the orig has arrived.
+	(cd "$dl" && apt_run source --download-only -q "$1" >&2) || true
+	have "$2" "$3" || die "$2: missing or bad sha256 after download (expected $3)"
+}
+
+get_src "linux=$LINUX_DEBVER" "$LINUX_ORIG" "$LINUX_SHA256"
+get_src "qemu=$QEMU_DEBVER" "$QEMU_ORIG" "$QEMU_SHA256"
+[ -f "$dl/$QEMU_DEB" ] || die "$QEMU_DEB missing (needed for Debian's build fixes)"
+
+# Pristine trees, unpacked once.
+unpack() { # dir tarball strip
+	[ -f "$1/.pvtime-pristine" ] && return 0
+	rm -rf "$1.tmp" && mkdir -p "$1.tmp"
+	msg "unpacking $(basename "$2")"
+	tar -C "$1.tmp" --strip-components=1 -xf "$2"
+	touch "$1.tmp/.pvtime-pristine"
+	rm -rf "$1" && mv "$1.tmp" "$1"
+}
+unpack "$LINUX_BASE" "$dl/$LINUX_ORIG"
+if [ ! -f "$QEMU_BASE/.pvtime-pristine" ]; then
+	unpack "$QEMU_BASE.raw" "$dl/$QEMU_ORIG"
+	rm -rf "$QEMU_BASE.deb" && mkdir -p "$QEMU_BASE.deb"
+	tar -C "$QEMU_BASE.deb" -xf "$dl/$QEMU_DEB"
+	# Debian's +ds repack drops firmware and the bundled meson wheel; its own
+	# two patches make the tree configure without them.
+	for p in skip-unpack-edk2-blobs.patch skip-install-dtb.patch; do
+		f=$(find "$QEMU_BASE.deb/debian/patches" -name "$p" | head -n1)
+		[ -n "$f" ] || die "debian patch $p not found in $QEMU_DEB"
+		patch -d "$QEMU_BASE.raw" -p1 -s <"$f"
+	done
+	rm -rf "$QEMU_BASE.deb"
+	mv "$QEMU_BASE.raw" "$QEMU_BASE"
+fi
+msg "bases ready: $LINUX_BASE $QEMU_BASE"

@@ -1,0 +1,33 @@
+# Common settings for the pvtime scripts; sourced, not run.
+# shellcheck shell=sh
+
+LINUX_VERSION=7.1.8
+LINUX_DEBVER=7.1.8-2
+LINUX_SHA256=47f9ce629bc14dd96c16a6a6a8cae4f7f3c3ff6138e2f64befc7bdad426e9728
+QEMU_UPSTREAM=10.2.2
+QEMU_DEBVER=1:10.2.2+ds-1
+QEMU_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+PVTIME_CACHE=${PVTIME_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvtime}
+LINUX_BASE=$PVTIME_CACHE/base/linux-$LINUX_VERSION
+QEMU_BASE=$PVTIME_CACHE/base/qemu-$QEMU_UPSTREAM
+BUILD=${PVTIME_BUILD:-$TOP/build}
+
+msg() { echo "pvtime: $*" >&2; }
+die() { echo "pvtime: error: $*" >&2; exit 1; }
+
+# need TOOL PATH-OR-CMD PACKAGE: one-line, actionable error when missing.
+need() {
+	case $2 in
+	/*) [ -e "$2" ] || die "$2 not found: install $3 (make deps)" ;;
+	*) command -v "$2" >/dev/null 2>&1 || die "$1 not found: install $3 (make deps)" ;;
+	esac
+}
+
+# Hash of a series directory (series file + patches in it), for cache keys.
+series_hash() {
+	[ -d "$1" ] || { echo none; return 0; }
+	(cd "$1" && cat series $(grep -v '^#' series 2>/dev/null) 2>/dev/null) |
+		sha256sum | cut -c1-16
+}
