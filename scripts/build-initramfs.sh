@@ -11,6 +11,7 @@ src=$PVTIME_CACHE/work/linux
 need busybox /bin/busybox busybox-static
 need cyclictest /usr/bin/cyclictest rt-tests
 need cpio cpio cpio
+need rsync rsync rsync
 
 # Selftest collections that exist in the patched tree.
 TARGETS=timers
@@ -33,27 +34,32 @@ cp /bin/busybox "$root/bin/busybox"
 for a in $(/bin/busybox --list-full); do
 	[ -e "$root/$a" ] || ln -s /bin/busybox "$root/$a"
 done
-# kselftest's runner calls "timeout --foreground", which busybox lacks.
+# kselftest's runner calls "timeout --foreground N", which busybox lacks,
+# and means "no limit" by N = 0, which busybox takes literally.
 rm -f "$root/usr/bin/timeout"
 cat >"$root/usr/bin/timeout" <<'EOT'
 #!/bin/sh
 [ "$1" = --foreground ] && shift
+if [ "$1" = 0 ]; then shift; exec "$@"; fi
 exec /bin/busybox timeout "$@"
 EOT
 chmod +x "$root/usr/bin/timeout"
 
 msg "building kselftests ($TARGETS)"
+# Static: the initramfs has no libc. timers/valid-adjtimex defines its own
+# clock_adjtime(), which static glibc also provides: let the test's win.
 kst=$PVTIME_CACHE/work/kselftest-build
 rm -rf "$kst"
 make -s -C "$src/tools/testing/selftests" TARGETS="$TARGETS" \
-	KHDR_INCLUDES="-isystem $kout/usr/include" LDFLAGS=-static \
+	KHDR_INCLUDES="-isystem $kout/usr/include" \
+	LDFLAGS="-static -Wl,--allow-multiple-definition" \
 	O="$kst" INSTALL_PATH="$root/kselftest" install >"$PVTIME_CACHE/work/kselftest.log" 2>&1 ||
 	{ tail -n 20 "$PVTIME_CACHE/work/kselftest.log" >&2; die "kselftest build failed"; }
 
 # The project's own guest-side test programs (tests/guest/*.c), static.
 if ls "$TOP"/tests/guest/*.c >/dev/null 2>&1; then
 	for c in "$TOP"/tests/guest/*.c; do
-		gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/bin/$(basename "$c" .c)" "$c" ||
+		gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$root/usr/bin/$(basename "$c" .c)" "$c" ||
 			die "cannot build $c"
 	done
 fi
@@ -68,6 +74,7 @@ done
 cp "$TOP/guest/init" "$root/init"
 chmod +x "$root/init"
 cp -r "$TOP/guest/sets" "$root/pvtime/sets"
+cp "$TOP/guest/defaults" "$root/pvtime/defaults"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$img.tmp")
 mv "$img.tmp" "$img"
