@@ -6,7 +6,7 @@ stops it, saves its whole state through the migration stream into a file
 ("exec:" transport, so no disk image is needed), reads its QOM counters and
 quits it. Guest B is the same command line with -incoming from that file;
 it must finish the set with every sleep on time. The counters of B must
-show the device still firing after the restore.
+show the device firing in B after the restore.
 """
 import argparse
 import json
@@ -130,20 +130,34 @@ def main():
 
         db, pb, qb = start("B", f"-incoming {shlex.quote('exec:cat ' + state)}")
         procs.append(pb)
+        # A was stopped when it was saved, so B comes up paused once the
+        # state is in: resume it.
+        deadline = time.monotonic() + 120
+        while qb.cmd("query-status")["status"] == "inmigrate":
+            if time.monotonic() > deadline:
+                raise RuntimeError("restoring the state did not complete")
+            time.sleep(0.2)
+        if qb.cmd("query-status")["status"] != "running":
+            qb.cmd("cont")
         if a.counter:
-            # The counters travel with the vCPUs: after the restore they
-            # start from A's values and must grow as B's guest sleeps on.
-            time.sleep(3)
+            # The counters are statistics of the QEMU process, not guest
+            # state: B's start from zero and must grow while its guest
+            # sleeps on after the restore.
             try:
-                after = counters(qb, a.counter)
+                time.sleep(2)
+                first = counters(qb, a.counter)
+                time.sleep(1)
+                second = counters(qb, a.counter)
             except (RuntimeError, OSError) as e:
-                after = {}
+                first = second = {}
                 problems.append(f"reading B's counters: {e}")
-            for idx, c in before.items():
-                for k, v in c.items():
-                    if not after.get(idx, {}).get(k, 0) > v:
-                        problems.append(f"vCPU {idx}: {k} did not grow after the "
-                                        f"restore ({v} -> {after.get(idx, {}).get(k)})")
+            for idx in before:
+                for k in a.counter:
+                    v1 = first.get(idx, {}).get(k, 0)
+                    v2 = second.get(idx, {}).get(k, 0)
+                    if not v2 > v1:
+                        problems.append(f"vCPU {idx}: {k} did not grow after "
+                                        f"the restore ({v1} -> {v2})")
         try:
             pb.wait(timeout=a.timeout)
         except subprocess.TimeoutExpired:
