@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +96,69 @@ def parse_tap(lines):
     return res
 
 
+class QMP:
+    """A minimal QMP client over a unix socket."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.f = self.s.makefile("rw")
+        json.loads(self.f.readline())
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise OSError("QMP connection closed")
+            r = json.loads(line)
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise RuntimeError(f"{name}: {r['error']}")
+
+    def close(self):
+        self.s.close()
+
+
+QOM_EXPECT = re.compile(r"^# PVTIME-QOM cpu=(\d+)((?: [a-z0-9-]+=\d+)+)\s*$", re.M)
+
+
+def qom_check(qmp_path, status):
+    """Hold the guest's own account of what it did ("# PVTIME-QOM cpu=N
+    counter=value ...") against the hypervisor's per-vCPU QOM counters.
+    Returns a list of (ok, description)."""
+    want = {}
+    for m in QOM_EXPECT.finditer(status):
+        want[int(m.group(1))] = {k: int(v) for k, v in
+                                 (kv.split("=") for kv in m.group(2).split())}
+    if not want:
+        return [(False, "QOM check: the guest printed no expected counters")]
+    q = QMP(qmp_path, timeout=5)
+    try:
+        paths = {c["cpu-index"]: c["qom-path"] for c in q.cmd("query-cpus-fast")}
+        out = []
+        for cpu, counters in sorted(want.items()):
+            for k, v in counters.items():
+                got = q.cmd("qom-get", path=paths[cpu], property=k)
+                out.append((got == v, f"QOM {k} of vCPU {cpu}: guest did {v}, "
+                                      f"hypervisor counted {got}"))
+        return out
+    finally:
+        q.close()
+
+
 def find_splats(text):
     found = []
     for line in text.splitlines():
@@ -145,6 +209,10 @@ def main():
     p.add_argument("--qemu-args", default="", help="extra QEMU arguments")
     p.add_argument("--icount", type=int, default=None, help="-icount shift")
     p.add_argument("--qmp", help="QMP socket path")
+    p.add_argument("--qom-check", action="store_true",
+                   help="when the guest prints PVTIME-QOM-READY, compare its "
+                        "'# PVTIME-QOM cpu=N counter=value' lines with the "
+                        "vCPUs' QOM counters (needs --qmp)")
     p.add_argument("--timeout", type=int, default=600, help="wall seconds")
     p.add_argument("--firmware", action="append",
                    default=["/usr/share/seabios", "/usr/share/qemu"])
@@ -158,6 +226,8 @@ def main():
     name = a.name or a.set
 
     logdir = os.path.join(a.log_dir, name)
+    if a.qom_check and not a.qmp:
+        a.qmp = os.path.join(logdir, "qmp.sock")
     cmd = qemu_cmdline(a, logdir)
     if a.dry_run:
         print(shlex.join(cmd))
@@ -179,12 +249,28 @@ def main():
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         timed_out = False
-        try:
-            proc.wait(timeout=a.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        qom_results = None
+        status_path = os.path.join(logdir, "status.log")
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() - t0 > a.timeout:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+            # The guest holds still for a few seconds after this line.
+            if a.qom_check and qom_results is None:
+                with open(status_path, errors="replace") as f:
+                    text = f.read()
+                if "PVTIME-QOM-READY" in text:
+                    try:
+                        qom_results = qom_check(a.qmp, text)
+                    except (OSError, RuntimeError, KeyError) as e:
+                        qom_results = [(False, f"QOM check: {e}")]
     wall = time.monotonic() - t0
 
     def read(n):
@@ -212,6 +298,13 @@ def main():
     for kind, line in find_splats(console):
         problems.append(f"{kind}: {line}")
 
+    if a.qom_check:
+        if qom_results is None:
+            qom_results = [(False, "QOM check: the guest never reached it")]
+        for ok, desc in qom_results:
+            tap["passed" if ok else "failed"] += 1
+            if not ok:
+                tap["failures"].append(desc)
     # The run itself is one result: it completed cleanly or it did not.
     passed = tap["passed"] + (0 if problems else 1)
     failed = tap["failed"] + (1 if problems else 0)

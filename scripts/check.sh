@@ -113,7 +113,10 @@ while read -r name smp cpu set to app; do
 			--timeout "$to" --append "$app" --log-dir "$LOGS/guests" \
 			--counter pvce-fires --results "$RESULTS" </dev/null
 	else
-		boot "$name" "$set" "$smp" "$cpu" "$to" "$app" --results "$RESULTS" </dev/null
+		extra=
+		# The MSR test's own account is held against QEMU's counters.
+		[ "$set" = msr ] && extra=--qom-check
+		boot "$name" "$set" "$smp" "$cpu" "$to" "$app" --results "$RESULTS" $extra </dev/null
 	fi
 	# A runner that died before judging the row still fails it.
 	if [ "$(wc -l <"$RESULTS")" = "$before" ]; then

@@ -14,40 +14,12 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 import boot  # noqa: E402
-
-
-class QMP:
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.f = self.s.makefile("rw")
-        json.loads(self.f.readline())
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "return" in r:
-                return r["return"]
-            if "error" in r:
-                raise RuntimeError(f"{name}: {r['error']}")
 
 
 def counters(q, props):
@@ -107,7 +79,7 @@ def main():
         log = open(os.path.join(d, "qemu.log"), "w")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-        return d, proc, QMP(ns.qmp)
+        return d, proc, boot.QMP(ns.qmp)
 
     state = os.path.join(logdir, "state.bin")
     procs = []
