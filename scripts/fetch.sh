@@ -8,6 +8,7 @@ set -eu
 LINUX_ORIG=linux_${LINUX_VERSION}.orig.tar.xz
 QEMU_ORIG=qemu_${QEMU_UPSTREAM}+ds.orig.tar.xz
 QEMU_DEB=qemu_${QEMU_DEBVER#*:}.debian.tar.xz
+SPARSE_ORIG=sparse_${SPARSE_DEBVER%-*}.orig.tar.gz
 
 dl=$PVTIME_CACHE/dl
 mkdir -p "$dl"
@@ -45,6 +46,20 @@ get_src() { # pkg=version file sha
 	(cd "$dl" && apt_run source --download-only -q "$1" >&2) || true
 	have "$2" "$3" || die "$2: missing or bad sha256 after download (expected $3)"
 }
+
+# fetch.sh sparse: Debian 12's sparse (0.6.4) cannot parse the 7.1 headers;
+# the sparse gate builds the newer Debian source package instead.
+if [ "${1:-}" = sparse ]; then
+	get_src "sparse=$SPARSE_DEBVER" "$SPARSE_ORIG" "$SPARSE_SHA256"
+	if [ ! -f "$SPARSE_BASE/.pvtime-pristine" ]; then
+		rm -rf "$SPARSE_BASE.tmp" && mkdir -p "$SPARSE_BASE.tmp"
+		tar -C "$SPARSE_BASE.tmp" --strip-components=1 -xf "$dl/$SPARSE_ORIG"
+		touch "$SPARSE_BASE.tmp/.pvtime-pristine"
+		rm -rf "$SPARSE_BASE" && mv "$SPARSE_BASE.tmp" "$SPARSE_BASE"
+	fi
+	echo "$SPARSE_BASE"
+	exit 0
+fi
 
 get_src "linux=$LINUX_DEBVER" "$LINUX_ORIG" "$LINUX_SHA256"
 get_src "qemu=$QEMU_DEBVER" "$QEMU_ORIG" "$QEMU_SHA256"
