@@ -17,6 +17,7 @@ help:
 	@echo "make qemu|kernel|initramfs   cached, incremental builds"
 	@echo "make demo          boot a 2-vCPU guest and show its timer devices"
 	@echo "make check         gates, builds, harness self-tests, the guest matrix"
+	@echo "make bench         PV device vs stock timers: figures, plots (BENCH_QUICK=1: reduced)"
 
 deps:
 	@$(S)/deps.sh
@@ -44,6 +45,9 @@ demo: fetch
 
 check:
 	@$(S)/check.sh
+
+bench: fetch
+	@/usr/bin/python3 $(S)/bench.py
 
 clean:
 	rm -rf build

@@ -6,8 +6,10 @@ status port (the second serial port) and ends with "PVTIME-RC <rc>". A run
 fails on: timeout, no exit status, non-zero status, a TAP "not ok" or a
 missing result, and any kernel splat in the console log (panic, Oops, BUG,
 WARNING, lockdep, KASAN/UBSAN, RCU stalls, clocksource watchdog
-complaints). Logs of every run stay in the log directory; the path of a
-failed run's logs is printed.
+complaints). --extra-console adds serial ports after the status port, each
+logged to a file and checked for splats like the console: the nested rig's
+L1 guest writes its L2 guest's console there. Logs of every run stay in the
+log directory; the path of a failed run's logs is printed.
 """
 import argparse
 import json
@@ -36,7 +38,9 @@ SPLATS = [
     ("clocksource-watchdog",
      r"timekeeping watchdog|Marking clocksource .* as unstable|"
      r"clocksource watchdog|Long readout interval|"
-     r"Marking TSC unstable|wd_nsec:"),
+     # A Hyper-V guest (nested rig, Hyper-V enlightenments) always says
+     # so at boot; that is not the watchdog.
+     r"Marking TSC unstable(?! due to running on Hyper-V)|wd_nsec:"),
 ]
 SPLAT_RE = [(n, re.compile(p)) for n, p in SPLATS]
 
@@ -186,6 +190,9 @@ def qemu_cmdline(a, logdir):
            "-kernel", a.kernel, "-initrd", a.initrd, "-append", append]
     for d in a.firmware:
         cmd += ["-L", d]
+    for i, n in enumerate(a.extra_console):
+        cmd += ["-chardev", f"file,id=xcon{i},path={logdir}/{n}.log",
+                "-serial", f"chardev:xcon{i}"]
     if a.qmp:
         cmd += ["-qmp", f"unix:{a.qmp},server=on,wait=off"]
     if a.icount is not None:
@@ -207,6 +214,10 @@ def main():
     p.add_argument("--accel", default="tcg")
     p.add_argument("--append", default="", help="extra kernel arguments")
     p.add_argument("--qemu-args", default="", help="extra QEMU arguments")
+    p.add_argument("--extra-console", action="append", default=[],
+                   metavar="NAME",
+                   help="one more serial port (ttyS2, ttyS3, ...) logged to "
+                        "NAME.log and checked for splats")
     p.add_argument("--icount", type=int, default=None, help="-icount shift")
     p.add_argument("--qmp", help="QMP socket path")
     p.add_argument("--qom-check", action="store_true",
@@ -297,6 +308,9 @@ def main():
         problems.append(f"guest test set exited with {rcs[-1]}")
     for kind, line in find_splats(console):
         problems.append(f"{kind}: {line}")
+    for n in a.extra_console:
+        for kind, line in find_splats(read(f"{n}.log")):
+            problems.append(f"{n}: {kind}: {line}")
 
     if a.qom_check:
         if qom_results is None:

@@ -74,6 +74,7 @@ done
 cp "$TOP/guest/init" "$root/init"
 chmod +x "$root/init"
 cp -r "$TOP/guest/sets" "$root/pvtime/sets"
+cp -r "$TOP/guest/hooks" "$root/pvtime/hooks"
 cp "$TOP/guest/defaults" "$root/pvtime/defaults"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$img.tmp")

@@ -1,8 +1,10 @@
 #!/bin/sh
-# Build the guest kernel: pristine 7.1.8 + linux/ series, tinyconfig plus the
-# fragments in configs/ (default: guest.config), olddefconfig. Incremental:
-# the tree and the object directory live in the cache; a stamp keyed by the
-# series hash and the fragments skips the step when nothing changed.
+# Build the kernel: pristine 7.1.8 + linux/ series, tinyconfig plus the
+# fragments in configs/ (default: guest.config and host.config, one kernel
+# for the TCG guests and for both levels of the nested KVM rig), then
+# olddefconfig. Incremental: the tree and the object directory live in the
+# cache; a stamp keyed by the series hash and the fragments skips the step
+# when nothing changed.
 # Prints the directory holding bzImage, .config and usr/include.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +17,7 @@ need bc bc bc
 need /usr/include/libelf.h /usr/include/libelf.h libelf-dev
 need /usr/include/openssl/ssl.h /usr/include/openssl/ssl.h libssl-dev
 
-FRAGS=${KERNEL_FRAGMENTS:-guest}
+FRAGS=${KERNEL_FRAGMENTS:-guest host}
 name=$(echo "$FRAGS" | tr ' ' '+')
 src=$PVTIME_CACHE/work/linux
 out=$PVTIME_CACHE/work/linux-build-$name

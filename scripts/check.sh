@@ -68,11 +68,39 @@ INITRD=$("$TOP/scripts/build-initramfs.sh" "$KOUT" 2>"$LOGS/build-initramfs.log"
 	result ok build-initramfs || { result fail build-initramfs "log: $LOGS/build-initramfs.log"; summary; }
 KERNEL=$KOUT/arch/x86/boot/bzImage
 
+echo "== kernel quality gates"
+# sparse (make C=2) over the series' C files; Documentation/virt with Sphinx.
+step sparse "$TOP/scripts/sparse.sh" "$KOUT"
+step htmldocs "$TOP/scripts/htmldocs.sh"
+
+# The rows this run boots.
+grep -v -e '^#' -e '^[[:space:]]*$' "$TOP/tests/matrix" |
+	while read -r name rest; do
+		if [ -z "${MATRIX_FILTER:-}" ] || echo "$name" | grep -qE "$MATRIX_FILTER"; then
+			echo "$name $rest"
+		fi
+	done >"$LOGS/matrix"
+
+# The nested rig (rows whose cpu is L1): its L1 host boots the same kernel on
+# a stock CPU model with SVM and nested paging, so the kernel's KVM_AMD gives
+# it /dev/kvm; the L1 initramfs adds QEMU, the KVM selftests and the L2
+# kernel and initramfs. Built only when a selected row needs it.
+L1_CPU=max
+L1_MEM=1536
+if awk '$3 ~ /^L1(:|$)/ {f = 1} END {exit !f}' "$LOGS/matrix"; then
+	KVMST=$("$TOP/scripts/build-kvm-selftests.sh" "$KOUT" 2>"$LOGS/build-kvm-selftests.log") &&
+		result ok build-kvm-selftests ||
+		{ result fail build-kvm-selftests "log: $LOGS/build-kvm-selftests.log"; summary; }
+	INITRD_L1=$("$TOP/scripts/build-initramfs-l1.sh" "$KOUT" "$QEMU" "$INITRD" "$KVMST" \
+		2>"$LOGS/build-initramfs-l1.log") && result ok build-initramfs-l1 ||
+		{ result fail build-initramfs-l1 "log: $LOGS/build-initramfs-l1.log"; summary; }
+fi
+
 boot() { # boot NAME SET SMP CPU TIMEOUT APPEND [boot.py args]
 	n=$1 set=$2 smp=$3 cpu=$4 to=$5 app=$6; shift 6
 	[ "$app" = - ] && app=
 	/usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" --kernel "$KERNEL" \
-		--initrd "$INITRD" --name "$n" --set "$set" --smp "$smp" --cpu "$cpu" \
+		--initrd "${ROW_INITRD:-$INITRD}" --name "$n" --set "$set" --smp "$smp" --cpu "$cpu" \
 		--timeout "$to" --append "$app" --log-dir "$LOGS/guests" "$@"
 }
 
@@ -92,21 +120,34 @@ if grep -q '^row selftest-notok: 1 passed, 2 failed, 0 skipped' "$LOGS/selftest-
 else
 	result fail "runner counts TAP not ok as failed" "$(head -n1 "$LOGS/selftest-notok.out")"
 fi
+# A panic in the nested rig's L2 guest must fail its L1 row, from L2's console.
+if [ -n "${INITRD_L1:-}" ]; then
+	if ROW_INITRD=$INITRD_L1 boot selftest-l2-panic l2 1 "$L1_CPU" 300 pvtime.l2set=selftest-panic \
+		--mem "$L1_MEM" --extra-console l2-console >"$LOGS/selftest-l2-panic.out" 2>&1; then
+		result fail "runner fails a row whose L2 guest panics" "the run passed"
+	elif grep -q 'l2-console: panic: .*Kernel panic' "$LOGS/selftest-l2-panic.out"; then
+		result ok "runner fails a row whose L2 guest panics"
+	else
+		result fail "runner fails a row whose L2 guest panics" "no L2 panic reported: $(head -c 300 "$LOGS/selftest-l2-panic.out")"
+	fi
+fi
 
 echo "== guest matrix"
-grep -v -e '^#' -e '^[[:space:]]*$' "$TOP/tests/matrix" >"$LOGS/matrix"
 PV=max,tcg-kvmclock=on,kvm-pv-clockevent=on
 KVMCLOCK=max,tcg-kvmclock=on
 while read -r name smp cpu set to app; do
-	if [ -n "${MATRIX_FILTER:-}" ] && ! echo "$name" | grep -qE "$MATRIX_FILTER"; then
-		continue
-	fi
+	ROW_INITRD= nested=
 	case $cpu in
 	PV) cpu=$PV ;;
 	KVMCLOCK) cpu=$KVMCLOCK ;;
+	L1) cpu=$L1_CPU nested=1 ;;
+	L1:*) cpu=${cpu#L1:} nested=1 ;;
 	esac
 	before=$(wc -l <"$RESULTS")
-	if [ "$set" = snapshot ]; then
+	if [ -n "$nested" ]; then
+		ROW_INITRD=$INITRD_L1 boot "$name" "$set" "$smp" "$cpu" "$to" "$app" \
+			--mem "$L1_MEM" --extra-console l2-console --results "$RESULTS" </dev/null
+	elif [ "$set" = snapshot ]; then
 		[ "$app" = - ] && app=
 		/usr/bin/python3 "$TOP/tests/snapshot.py" --qemu "$QEMU" --kernel "$KERNEL" \
 			--initrd "$INITRD" --name "$name" --smp "$smp" --cpu "$cpu" \
@@ -124,6 +165,13 @@ while read -r name smp cpu set to app; do
 		echo "{\"name\": \"$name\", \"passed\": 0, \"failed\": 1, \"skipped\": 0}" >>"$RESULTS"
 	fi
 done <"$LOGS/matrix"
+
+# The benchmark's quick mode, once, so that make bench cannot rot: it checks
+# that every figure was produced, not its value.
+if [ -z "${MATRIX_FILTER:-}" ] || echo bench-quick | grep -qE "$MATRIX_FILTER"; then
+	echo "== benchmark (quick)"
+	step bench-quick env BENCH_QUICK=1 /usr/bin/python3 "$TOP/scripts/bench.py" --out "$LOGS/bench-quick"
+fi
 # Fold the rows' results (TAP results plus one per boot) into the totals.
 eval "$(/usr/bin/python3 - "$RESULTS" <<'PY'
 import json, sys

@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential git flex bison bc libelf-dev libssl-dev cpio xz-utils
       ninja-build pkg-config libglib2.0-dev libfdt-dev libpixman-1-dev zlib1g-dev
       python3 python3-venv busybox-static sparse ccache rt-tests
-      seabios qemu-system-data socat jq rsync gnuplot-nox kmod"
+      seabios qemu-system-data socat jq rsync gnuplot-nox kmod
+      python3-sphinx python3-yaml"
 BPO_PKGS="meson python3-pycotap"
 
 SUDO=

@@ -1,0 +1,64 @@
+#!/bin/sh
+# build-kvm-selftests.sh KERNEL_OUT: the upstream KVM selftests the nested
+# rig runs on its L1 host, built static from the patched tree against the
+# kernel's exported headers. Cached by the series hash and the test list.
+# Prints a directory holding the tests (x86/NAME) and "list", the names the
+# guest set runs, one per line.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+# Required tests fail the build when missing. Optional ones are built when
+# the tree has their source, and otherwise reported as skipped in the guest;
+# move a test to KVM_TESTS_REQUIRED once the series always carries it.
+KVM_TESTS_REQUIRED="x86/kvm_clock_test x86/pvtime_test"
+KVM_TESTS_OPTIONAL=
+
+kout=${1:?usage: build-kvm-selftests.sh KERNEL_OUT}
+src=$PVTIME_CACHE/work/linux
+kst=$src/tools/testing/selftests/kvm
+need make make build-essential
+need gcc gcc build-essential
+[ -f "$kout/usr/include/linux/kvm.h" ] || die "$kout/usr/include missing: run make kernel"
+
+"$TOP/scripts/tree.sh" ensure linux "$src" >&2
+build=
+for t in $KVM_TESTS_REQUIRED; do
+	[ -f "$kst/$t.c" ] || die "KVM selftest $t.c not in the tree"
+	build="$build $t"
+done
+for t in $KVM_TESTS_OPTIONAL; do
+	if [ -f "$kst/$t.c" ]; then
+		build="$build $t"
+	else
+		msg "KVM selftest $t.c not in the tree yet: not built"
+	fi
+done
+
+key=$( (series_hash "$TOP/linux"; cat "$kout/.pvtime-key";
+	echo "$KVM_TESTS_REQUIRED $KVM_TESTS_OPTIONAL $build"; cat "$0") |
+	sha256sum | cut -c1-16)
+out=$PVTIME_CACHE/work/kvm-selftests-$key
+if [ -f "$out/list" ]; then
+	echo "$out"
+	exit 0
+fi
+
+msg "building KVM selftests:$build"
+obj=$PVTIME_CACHE/work/kvm-selftests-build
+rm -rf "$obj" "$out.tmp"
+mkdir -p "$obj" "$out.tmp"
+# shellcheck disable=SC2086
+make -s -C "$kst" -j"$(nproc)" OUTPUT="$obj" \
+	KHDR_INCLUDES="-isystem $kout/usr/include" LDFLAGS=-static \
+	$(for t in $build; do echo "$obj/$t"; done) >"$obj.log" 2>&1 ||
+	{ tail -n 20 "$obj.log" >&2; die "KVM selftests build failed (log: $obj.log)"; }
+for t in $build; do
+	mkdir -p "$out.tmp/$(dirname "$t")"
+	cp "$obj/$t" "$out.tmp/$t"
+done
+for t in $KVM_TESTS_REQUIRED $KVM_TESTS_OPTIONAL; do
+	echo "$t"
+done >"$out.tmp/list"
+rm -rf "$out"
+mv "$out.tmp" "$out"
+echo "$out"
