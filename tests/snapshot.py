@@ -71,7 +71,7 @@ def main():
         ns = argparse.Namespace(
             qemu=a.qemu, kernel=a.kernel, initrd=a.initrd, set="snapshot",
             smp=a.smp, mem=a.mem, cpu=a.cpu, accel="tcg", append=a.append,
-            qemu_args=extra, icount=None, qmp=os.path.join(d, "qmp.sock"),
+            qemu_args=extra, icount=None, extra_console=[], qmp=os.path.join(d, "qmp.sock"),
             firmware=["/usr/share/seabios", "/usr/share/qemu"])
         cmd = boot.qemu_cmdline(ns, d)
         with open(os.path.join(d, "cmdline"), "w") as f:
