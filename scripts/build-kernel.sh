@@ -21,8 +21,6 @@ FRAGS=${KERNEL_FRAGMENTS:-guest host}
 name=$(echo "$FRAGS" | tr ' ' '+')
 src=$PVTIME_CACHE/work/linux
 out=$PVTIME_CACHE/work/linux-build-$name
-CC_=gcc
-command -v ccache >/dev/null 2>&1 && CC_="ccache gcc"
 
 fragfiles=
 for f in $FRAGS; do
@@ -42,7 +40,7 @@ fi
 "$TOP/scripts/tree.sh" ensure linux "$src" >&2
 
 mkdir -p "$out"
-K() { make -C "$src" O="$out" CC="$CC_" -s "$@"; }
+K() { make -C "$src" O="$out" CC="$BUILD_CC" -s "$@"; }
 msg "configuring kernel ($name)"
 K tinyconfig >/dev/null
 # shellcheck disable=SC2086

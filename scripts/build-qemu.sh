@@ -13,8 +13,6 @@ need pkg-config pkg-config pkg-config
 
 src=$PVTIME_CACHE/work/qemu
 out=$PVTIME_CACHE/work/qemu-build
-CC_=gcc
-command -v ccache >/dev/null 2>&1 && CC_="ccache gcc"
 
 CONFIGURE="--python=/usr/bin/python3 --target-list=x86_64-softmmu
  --disable-docs --disable-debug-info --disable-werror --disable-user
@@ -36,7 +34,7 @@ if [ ! -f "$out/build.ninja" ] || [ "$(cat "$out/.pvtime-conf" 2>/dev/null)" != 
 	msg "configuring qemu"
 	rm -rf "$out" && mkdir -p "$out"
 	# shellcheck disable=SC2086
-	(cd "$out" && "$src/configure" $CONFIGURE --cc="$CC_" >configure.log 2>&1) ||
+	(cd "$out" && "$src/configure" $CONFIGURE --cc="$BUILD_CC" >configure.log 2>&1) ||
 		{ tail -n 30 "$out/configure.log" >&2; die "qemu configure failed (log: $out/configure.log)"; }
 	echo "$CONFIGURE" >"$out/.pvtime-conf"
 fi

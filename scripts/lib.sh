@@ -16,6 +16,10 @@ LINUX_BASE=$PVTIME_CACHE/base/linux-$LINUX_VERSION
 QEMU_BASE=$PVTIME_CACHE/base/qemu-$QEMU_UPSTREAM
 SPARSE_BASE=$PVTIME_CACHE/base/sparse-$SPARSE_DEBVER
 BUILD=${PVTIME_BUILD:-$TOP/build}
+# The compiler of every build; the kernel's sparse run must use the same one
+# so that kbuild does not see a changed command line and recompile.
+BUILD_CC=gcc
+command -v ccache >/dev/null 2>&1 && BUILD_CC="ccache gcc"
 
 msg() { echo "pvtime: $*" >&2; }
 die() { echo "pvtime: error: $*" >&2; exit 1; }

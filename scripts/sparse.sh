@@ -26,11 +26,9 @@ for f in $(sed -n 's|^+++ b/\(.*\.c\)$|\1|p' $(grep -v -e '^#' -e '^0000-' "$TOP
 	[ -f "$KOUT/${f%.c}.o" ] && objs="$objs ${f%.c}.o"
 done
 [ -n "$objs" ] || die "no object of the series is built in $KOUT"
-CC_=gcc
-command -v ccache >/dev/null 2>&1 && CC_="ccache gcc"
 log=$KOUT/sparse.log
 # shellcheck disable=SC2086
-make -C "$src" O="$KOUT" CC="$CC_" C=2 CHECK="$bin" $objs >"$log" 2>&1 ||
+make -C "$src" O="$KOUT" CC="$BUILD_CC" C=2 CHECK="$bin" $objs >"$log" 2>&1 ||
 	{ tail -n 20 "$log" >&2; die "make C=2 failed (log: $log)"; }
 n=$(grep -c '^  CHECK' "$log" || true)
 w=$(grep -E ':[0-9]+:[0-9]+: (warning|error):' "$log" || true)
