@@ -4,8 +4,9 @@
 # second cpio archive appended (the kernel unpacks both): the patched
 # qemu-system-x86_64 with its shared libraries and the dynamic loader, the
 # firmware it loads, the KVM selftests, and the L2 kernel and initramfs
-# (/pvtime/l2/: the same kernel, the normal guest initramfs). Cached by the
-# inputs' keys. Prints the path of the archive.
+# (/pvtime/l2/: the same kernel, the normal guest initramfs), and the
+# benchmark's burst hog (guest/src/burst.c, static). Cached by the inputs'
+# keys. Prints the path of the archive.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -17,6 +18,10 @@ kvmst=${4:?$usage}
 need cpio cpio cpio
 need strip strip binutils
 need ldd ldd libc-bin
+need gcc gcc gcc
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] ||
+	die "static libc missing: install libc6-dev (scripts/deps.sh)"
+burst=$TOP/guest/src/burst.c
 # The firmware QEMU loads for -kernel on the pc machine, also under KVM.
 FIRMWARE="/usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin
  /usr/share/qemu/kvmvapic.bin"
@@ -32,7 +37,8 @@ kernel=$kout/arch/x86/boot/bzImage
 [ -f "$kvmst/list" ] || die "$kvmst/list missing: run scripts/build-kvm-selftests.sh"
 
 key=$( (cat "$kout/.pvtime-key" "$(dirname "$qemu")/.pvtime-key" "$0";
-	basename "$initrd" "$kvmst"; echo "$FIRMWARE") | sha256sum | cut -c1-16)
+	basename "$initrd" "$kvmst"; echo "$FIRMWARE"; cat "$burst") |
+	sha256sum | cut -c1-16)
 img=$PVTIME_CACHE/work/initramfs-l1-$key.cpio
 if [ -f "$img" ]; then
 	echo "$img"
@@ -53,6 +59,7 @@ for f in $FIRMWARE; do
 	cp "$f" "$root$f"
 done
 cp -r "$kvmst"/. "$root/kvm-selftests/"
+gcc -O2 -Wall -Werror -static -o "$root/usr/bin/burst" "$burst"
 cp "$kernel" "$root/pvtime/l2/bzImage"
 cp "$initrd" "$root/pvtime/l2/initramfs.cpio.gz"
 

@@ -32,9 +32,11 @@ need() {
 	esac
 }
 
-# Hash of a series directory (series file + patches in it), for cache keys.
+# Hash of a series directory (the patches it lists, in order), for cache
+# keys. The cover letter carries no code: editing it rebuilds nothing.
 series_hash() {
 	[ -d "$1" ] || { echo none; return 0; }
-	(cd "$1" && cat series $(grep -v '^#' series 2>/dev/null) 2>/dev/null) |
+	(cd "$1" && p=$(grep -v -e '^#' -e '^0000-cover-letter' series 2>/dev/null) &&
+		{ printf '%s\n' $p; cat $p; }) 2>/dev/null |
 		sha256sum | cut -c1-16
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Self-tests of the harness that need no build: the apply gate refuses a
 # broken patch and names it, accepts a good one; the TAP parser and the
-# splat detector of the boot runner judge sample logs correctly.
+# splat detector of the boot runner judge sample logs correctly; make
+# bench reads the nested rig's lines correctly.
 # Usage: static.sh OUTDIR  (writes OUTDIR/results: "ok|fail NAME" lines)
 set -u
 out=${1:?usage: static.sh OUTDIR}
@@ -92,4 +93,62 @@ good = """[    0.000000] Linux version 7.1.8 (pvtime@example.org)
 [    0.000231] tsc: Marking TSC unstable due to running on Hyper-V"""
 check("splat detector passes a clean boot log", find_splats(good) == [])
 PY
+
+# make bench's parsing of the nested rig's lines, on a sample run record:
+# L1's statistics attached to L2's marks, interactions per window without
+# L2's serial traffic, timer events by the device's interrupt name, the
+# compressed cyclictest summary, the boot time as L1 saw it.
+if ! /usr/bin/python3 - "$top/scripts" >>"$res" 2>"$out/bench.log" <<'PY'
+import base64, gzip, json, sys
+sys.path.insert(0, sys.argv[1])
+import bench
+
+def check(name, cond):
+    print(("ok " if cond else "fail ") + name)
+
+
+pf = bench.KvmNested()
+xen = next(d for d in pf.devices if d.key == "xen")
+doc = {"thread": {"0": {"histogram": {"3": 5, "7": 1}, "cycles": 6, "max": 7, "cpu": 0}}}
+gz = base64.b64encode(gzip.compress(json.dumps(doc).encode())).decode()
+lines = [
+    "PVTIME-BENCH l1-seen qemu-start uptime=2.50",
+    "PVTIME-BENCH boot init=4.00 now=5.00 ncpu=1 clocksource=xen clockevent=xen",
+    "PVTIME-BENCH l1-seen boot uptime=10.00",
+    "PVTIME-BENCH mark cyclic-idle-begin t=6.00 irqs timer=9 timer0=100 ttyS1=4 LOC=0",
+    "PVTIME-BENCH kvm-stats cyclic-idle-begin uptime=11.0 cpu_ns=1000000000 exits=50 io_exits=10 halt_exits=5 irq_exits=5 irq_window_exits=0 irq_injections=7",
+    "PVTIME-BENCH mark cyclic-idle-end t=16.00 irqs timer=9 timer0=1100 ttyS1=8 LOC=0",
+    "PVTIME-BENCH kvm-stats cyclic-idle-end uptime=21.0 cpu_ns=3000000000 exits=4050 io_exits=1010 halt_exits=505 irq_exits=405 irq_window_exits=100 irq_injections=1007",
+    "PVTIME-BENCH cyclictest-gz cyclic-idle " + gz,
+    "PVTIME-BENCH done rc=0",
+]
+rec = {"name": "t", "lines": [[1.0, l] for l in lines], "problems": [],
+       "marks": {"cyclic-idle-begin": {"wall": 1.0, "guest": 6.0, "cpu_s": 99.0},
+                 "cyclic-idle-end": {"wall": 11.0, "guest": 16.0, "cpu_s": 99.0}}}
+pf.finish(rec)
+check("bench: L1's statistics are attached to L2's marks",
+      rec["problems"] == [] and rec["marks"]["cyclic-idle-end"]["counters"]["exits"] == 4050)
+check("bench: the host CPU time of a nested run is L2's QEMU in L1",
+      rec["marks"]["cyclic-idle-end"]["cpu_s"] == 3.0)
+ia = bench.window(pf, xen, rec, "cyclic-idle-begin", "cyclic-idle-end")
+check("bench: nested interactions leave out L2's serial port",
+      ia["total"] == 3000 and ia["serial"] == 1000 and ia["other"] == 3000 - 500 - 400 - 100)
+check("bench: timer events counted by the device's interrupt (timer0, not timer)",
+      ia["events"] == 1000 and bench.per1000(ia, "total") == 3000)
+rec2 = {"lines": [[1.0, lines[3]]], "problems": [],
+        "marks": {"cyclic-idle-begin": {"wall": 1.0, "guest": 6.0}}}
+pf.finish(rec2)
+check("bench: a mark without L1's statistics is a run problem",
+      any("no KVM statistics" in p for p in rec2["problems"]))
+d = bench.cyclictest_docs(rec)
+lat = bench.lateness(d["cyclic-idle"], 100000)
+check("bench: compressed cyclictest summary decoded, percentiles from it",
+      (lat["p50"], lat["p99"], lat["max"], lat["samples"]) == (3, 7, 7, 6))
+b = bench.boot_sample(rec)
+check("bench: nested boot wall time is L1's view of L2's QEMU",
+      abs(b["wall_s"] - (10.0 - 2.5 - 1.0)) < 1e-9 and b["guest_s"] == 4.0)
+PY
+then
+	r fail "bench: parsing self-tests ran to their end (see bench.log)"
+fi
 cat "$res"
