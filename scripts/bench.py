@@ -1355,11 +1355,18 @@ def notes_for(pf, res, cfg, ctx_load):
             n.append(f"{phase}: samples beyond the {s['hist_us']} µs histogram "
                      "(counted at its end): " + ", ".join(ovs) + ".")
     la = ctx_load.get("loadavg"), ctx_load.get("loadavg_end")
-    if la[0] and max(float(la[0][0]), float((la[1] or la[0])[0])) > 0.5 * (os.cpu_count() or 1):
-        n.append(f"The host was busy with other work: load average {la[0][0]} at the start "
-                 f"and {(la[1] or ['?'])[0]} at the end on {os.cpu_count()} cores. Lateness "
-                 "tails and boot times then measure the host as much as the device; "
-                 "medians of the interaction counts do not depend on it.")
+    # Only the load before the first boot is other work's: the load at the
+    # end counts the benchmark's own QEMU (its vCPU threads, main loop).
+    if la[0]:
+        end = (f", {la[1][0]} " + ctx_load.get("_loadavg_end_at", "after the last")
+               if la[1] else "")
+        busy = float(la[0][0]) > 0.5 * (os.cpu_count() or 1)
+        n.append(f"Host load average (1 min) on {os.cpu_count()} cores: {la[0][0]} before "
+                 f"the first boot{end}, the benchmark's own QEMU included. " +
+                 ("The host was busy with other work: lateness tails and boot times then "
+                  "measure the host as much as the device; medians of the interaction "
+                  "counts do not depend on it." if busy else
+                  "The host was otherwise idle when the run began."))
     # Where the EOIs beyond the timer's own come from (guest's view).
     def is_timer(d, k):
         return re.fullmatch(d.timer_irq, k) is not None
@@ -1584,7 +1591,8 @@ def write_readme(path, ctx):
     for k, v in ctx["versions"].items():
         L.append(f"- {k}: {v}")
     for k, v in ctx["machine"].items():
-        L.append(f"- {k}: {v}")
+        if not k.startswith("_"):
+            L.append(f"- {k}: {v}")
     L.append(f"- harness: {ctx['git']}")
     L.append(f"- date: {ctx['date_full']}")
     L.append("")
@@ -1854,11 +1862,21 @@ def main():
             s.update(hdr["settings"])
             cfg.update(quick=hdr["quick"], icount=hdr["icount"])
         ftr = next((r["footer"] for r in old if "footer" in r), {})
+        # The run's own date and harness, not this rendering's: from the
+        # header, or (older records) the records' end less the run's length.
+        if hdr and hdr.get("date_full"):
+            now = datetime.datetime.fromisoformat(hdr["date_full"])
+        elif ftr.get("wall_s"):
+            now = (datetime.datetime.fromtimestamp(os.path.getmtime(a.report_only)) -
+                   datetime.timedelta(seconds=ftr["wall_s"])).replace(microsecond=0)
+        date = now.strftime("%Y-%m-%d")
     else:
         with open(runs_path, "w") as f:
             f.write(json.dumps({"header": {"settings": s, "quick": cfg["quick"],
                                            "icount": cfg["icount"],
-                                           "machine": machine_info()}}) + "\n")
+                                           "machine": machine_info(),
+                                           "git": git_rev(),
+                                           "date_full": now.isoformat(timespec="seconds")}}) + "\n")
 
     names = [x for x in a.platform.split(",") if x]
     if "all" in names:
@@ -1868,9 +1886,14 @@ def main():
         machine = dict(hdr.get("machine", machine)) if hdr else machine
         if ftr.get("loadavg_end"):
             machine["loadavg_end"] = ftr["loadavg_end"]
+            machine["_loadavg_end_at"] = "at the end of the run"
     t0 = time.monotonic()
+    rev = git_rev()
+    if old is not None:
+        rev = (f"{hdr['git']} (report re-rendered by {rev})" if hdr and hdr.get("git")
+               else f"{rev} (report re-rendered from the run's records)")
     ctx = {"cfg": cfg, "date": date, "date_full": now.isoformat(timespec="seconds"),
-           "platforms": [], "versions": {}, "machine": machine, "git": git_rev(),
+           "platforms": [], "versions": {}, "machine": machine, "git": rev,
            "command": " ".join(
                (["BENCH_QUICK=1"] if a.quick else []) +
                ([f"BENCH_ICOUNT={a.icount}"] if a.icount is not None else []) +
@@ -1895,6 +1918,9 @@ def main():
                 continue
             for r in old:
                 ctx["versions"].update(r.get("versions", {}))
+                if r.get("platform_end") == name:
+                    machine["loadavg_end"] = r["loadavg_end"]
+                    machine["_loadavg_end_at"] = "after the last"
         else:
             tb = time.monotonic()
             pf.prepare(cfg)
@@ -1905,6 +1931,9 @@ def main():
                 f.write(json.dumps({"versions": v}) + "\n")
             recs = run_all(pf, cfg, logroot, runs_path)
             machine["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+            with open(runs_path, "a") as f:
+                f.write(json.dumps({"platform_end": name,
+                                    "loadavg_end": machine["loadavg_end"]}) + "\n")
         nruns += len(recs)
         res = analyse(pf, recs, cfg)
         p["res"] = res
