@@ -1870,9 +1870,17 @@ def main():
             now = (datetime.datetime.fromtimestamp(os.path.getmtime(a.report_only)) -
                    datetime.timedelta(seconds=ftr["wall_s"])).replace(microsecond=0)
         date = now.strftime("%Y-%m-%d")
+    command = " ".join(
+        (["BENCH_QUICK=1"] if a.quick else []) +
+        ([f"BENCH_ICOUNT={a.icount}"] if a.icount is not None else []) +
+        ([f"BENCH_PLATFORMS={a.platform}"] if a.platform != "tcg,kvm" else []) +
+        ["make bench"])
+    if a.report_only:
+        command = (hdr or {}).get("command", command)
     else:
         with open(runs_path, "w") as f:
             f.write(json.dumps({"header": {"settings": s, "quick": cfg["quick"],
+                                           "command": command,
                                            "icount": cfg["icount"],
                                            "machine": machine_info(),
                                            "git": git_rev(),
@@ -1881,6 +1889,10 @@ def main():
     names = [x for x in a.platform.split(",") if x]
     if "all" in names:
         names = list(PLATFORMS)
+    if old is not None:
+        # Re-rendering: the platforms the run measured, unless asked.
+        ran = {r["platform"] for r in old if r.get("platform")}
+        names = [n for n in names if n in ran] or names
     machine = machine_info()
     if old is not None:
         machine = dict(hdr.get("machine", machine)) if hdr else machine
@@ -1894,11 +1906,7 @@ def main():
                else f"{rev} (report re-rendered from the run's records)")
     ctx = {"cfg": cfg, "date": date, "date_full": now.isoformat(timespec="seconds"),
            "platforms": [], "versions": {}, "machine": machine, "git": rev,
-           "command": " ".join(
-               (["BENCH_QUICK=1"] if a.quick else []) +
-               ([f"BENCH_ICOUNT={a.icount}"] if a.icount is not None else []) +
-               ([f"BENCH_PLATFORMS={a.platform}"] if a.platform != "tcg,kvm" else []) +
-               ["make bench"])}
+           "command": command}
     nruns = 0
     build_s = 0.0
     for name in names:
