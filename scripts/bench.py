@@ -91,6 +91,10 @@ class Device:
         self.baseline, self.accel, self.peer = baseline, accel, peer
         self.timer_irq = timer_irq
 
+    def is_timer_irq(self, name):
+        """Whether NAME (a /proc/interrupts row) is this device's timer."""
+        return re.fullmatch(self.timer_irq, name) is not None
+
 
 class RunSpec:
     """One boot: a device, a guest shape and the bench phases it runs."""
@@ -150,7 +154,10 @@ class Platform:
         return default_plan(self, cfg)
 
     def run(self, spec, cfg, logdir):
-        raise NotImplementedError
+        """Boot one run (run_qemu()) and post-process its record."""
+        rec = run_qemu(self, spec, cfg, logdir)
+        self.finish(rec)
+        return rec
 
     def interactions(self, device, m0, m1):
         """Two marks' samples -> dict of interaction counts (a "total" key
@@ -254,9 +261,6 @@ class Tcg(Platform):
             cmd += ["-icount", f"shift={cfg['icount']},sleep=off"]
         return cmd
 
-    def run(self, spec, cfg, logdir):
-        return run_qemu(self, spec, cfg, logdir)
-
     def sample(self, qmp, paths):
         return sample_qom(qmp, paths)
 
@@ -340,7 +344,8 @@ class KvmNested(Platform):
                    peer=True, timer_irq=r"timer\d+"),
         ]
         self.builds = {}
-        base = [d for d in self.devices if d.key in ("stock", "pv")]
+        # Stock and PV only: the peers keep their own clocksources.
+        self.base = [d for d in self.devices if d.key in ("stock", "pv")]
         # L2's own choice of clocksource in this rig is kvm-clock (its
         # TSC is not flagged constant and nonstop): the main runs are the
         # kvm-clock case, where stock's TSC-deadline timer is relative;
@@ -348,10 +353,10 @@ class KvmNested(Platform):
         self.conditions = [
             ("preempt", "preempted (SCHED_FIFO bursts in L1)", "lt",
              self.devices, "main", "cyclic-preempt"),
-            ("tsc", "clocksource=tsc (stock coupled)", "le", base, "tsc",
+            ("tsc", "clocksource=tsc (stock coupled)", "le", self.base, "tsc",
              "cyclic-idle"),
             ("tsc-preempt", "clocksource=tsc, preempted", "le",
-             base, "tsc", "cyclic-preempt"),
+             self.base, "tsc", "cyclic-preempt"),
         ]
 
     def prepare(self, cfg):
@@ -378,11 +383,10 @@ class KvmNested(Platform):
         the peers keep their own clocksources) both."""
         s = cfg["s"]
         slots = []
-        base = [d for d in self.devices if d.key in ("stock", "pv")]
         for rep in range(s["reps"]):
             slots.append((rep, "main", ["cyclic-idle", "cyclic-busy", "idle",
                                         "cyclic-preempt"], self.devices))
-            slots.append((rep, "tsc", ["cyclic-idle", "cyclic-preempt"], base))
+            slots.append((rep, "tsc", ["cyclic-idle", "cyclic-preempt"], self.base))
         # Boot-only runs up to boot_reps boots per device (not in the
         # quick mode: a nested boot costs a quarter of a minute).
         for i in range(0 if cfg["quick"] else max(0, s["boot_reps"] - s["reps"])):
@@ -437,11 +441,6 @@ class KvmNested(Platform):
                 "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
                 "-qmp", f"unix:{qmp_sock},server=on,wait=off"]
 
-    def run(self, spec, cfg, logdir):
-        rec = run_qemu(self, spec, cfg, logdir)
-        self.finish(rec)
-        return rec
-
     def sample(self, qmp, paths):
         return None     # L1 samples: see finish()
 
@@ -462,12 +461,7 @@ class KvmNested(Platform):
                 mk["l1_uptime"] = float(kv.get("uptime", "nan"))
             m = self.IRQS.match(l)
             if m and m.group(1) in rec["marks"]:
-                irqs = {}
-                for kv in m.group(2).split():
-                    k, _, v = kv.partition("=")
-                    if v.isdigit():
-                        irqs[k] = irqs.get(k, 0) + int(v)
-                rec["marks"][m.group(1)]["irqs"] = irqs
+                rec["marks"][m.group(1)]["irqs"] = parse_irqs(m.group(2))
         for name, mk in rec["marks"].items():
             if "counters" not in mk:
                 rec["problems"].append(f"no KVM statistics from L1 at mark {name}")
@@ -475,11 +469,8 @@ class KvmNested(Platform):
     def interactions(self, device, m0, m1):
         c0, c1 = m0["counters"], m1["counters"]
         d = {k: c1[k] - c0.get(k, 0) for k in c1}
-        ev = 0
-        pat = re.compile(device.timer_irq + "$")
-        for k, v in m1.get("irqs", {}).items():
-            if pat.match(k):
-                ev += v - m0.get("irqs", {}).get(k, 0)
+        ev = sum(v - m0.get("irqs", {}).get(k, 0)
+                 for k, v in m1.get("irqs", {}).items() if device.is_timer_irq(k))
         # L2's serial port writes (its benchmark lines) are I/O exits to
         # L1's QEMU: left out, every other exit counts.
         total = d.get("exits", 0) - d.get("io_exits", 0)
@@ -868,6 +859,17 @@ def guest_devices(rec):
     return None, None
 
 
+def parse_irqs(text):
+    """The guest's "NAME=COUNT ..." interrupt list -> {name: count}, rows
+    of the same name summed."""
+    d = {}
+    for kv in text.split():
+        k, _, v = kv.partition("=")
+        if v.isdigit():
+            d[k] = d.get(k, 0) + int(v)
+    return d
+
+
 def irq_deltas(rec):
     """{phase: {interrupt name: count}} from the guest's /proc/interrupts
     before and after each phase."""
@@ -875,12 +877,7 @@ def irq_deltas(rec):
     for _, l in rec["lines"]:
         m = re.match(r"PVTIME-BENCH irqs (\S+) (before|after) (.*)", l)
         if m:
-            d = {}
-            for kv in m.group(3).split():
-                k, _, v = kv.partition("=")
-                if v.isdigit():
-                    d[k] = d.get(k, 0) + int(v)
-            snap[(m.group(1), m.group(2))] = d
+            snap[(m.group(1), m.group(2))] = parse_irqs(m.group(3))
     # Marks that carry the counts (sync by sleeping): their windows.
     m = rec["marks"]
     for ph, a, b in (("cyclic-idle", "cyclic-idle-begin", "cyclic-idle-end"),
@@ -1368,8 +1365,6 @@ def notes_for(pf, res, cfg, ctx_load):
                   "counts do not depend on it." if busy else
                   "The host was otherwise idle when the run began."))
     # Where the EOIs beyond the timer's own come from (guest's view).
-    def is_timer(d, k):
-        return re.fullmatch(d.timer_irq, k) is not None
     for ph, what in (("idle", "NO_HZ idle"), ("cyclic-idle", "cyclictest")):
         parts = []
         for d in pf.devices:
@@ -1379,11 +1374,11 @@ def notes_for(pf, res, cfg, ctx_load):
                     cnt += 1
                     for k, v in m["irqs"][ph].items():
                         tot[k] = tot.get(k, 0) + v
-            t = sum(v for k, v in tot.items() if is_timer(d, k))
+            t = sum(v for k, v in tot.items() if d.is_timer_irq(k))
             if not cnt or not t:
                 continue
             other = sorted(((v, k) for k, v in tot.items()
-                            if not is_timer(d, k) and v > 0), reverse=True)
+                            if not d.is_timer_irq(k) and v > 0), reverse=True)
             parts.append(f"{d.key}: per 1000 timer interrupts " + (", ".join(
                 f"{k} {1000.0 * v / t:.0f}" for v, k in other[:5]) or "none"))
         if parts:
