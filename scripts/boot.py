@@ -163,6 +163,43 @@ def qom_check(qmp_path, status):
         q.close()
 
 
+HANG_LINES = re.compile(r"^(dumping local APIC|LVTT\s|Timer|ISR|IRR)|"
+                        r"\b(RIP|HLT)=")
+
+
+def hang_report(qmp_path, path):
+    """The state of a hung guest, from QEMU's monitor before it is killed:
+    every vCPU's registers and local APIC, written to path. Returns the
+    lines worth printing (RIP, HLT, the APIC timer, ISR and IRR), or a
+    line saying why there are none."""
+    try:
+        q = QMP(qmp_path, timeout=5)
+    except OSError as e:
+        return [f"QEMU monitor unreachable: {e}"]
+    try:
+        q.s.settimeout(10)
+
+        def hmp(c):
+            return q.cmd("human-monitor-command", **{"command-line": c})
+
+        text = ""
+        for cpu in q.cmd("query-cpus-fast"):
+            i = cpu["cpu-index"]
+            hmp(f"cpu {i}")
+            text += f"== vCPU {i}\n" + hmp("info registers") + hmp("info lapic")
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        return [f"QEMU monitor: {e}"]
+    finally:
+        q.close()
+    with open(path, "w") as f:
+        f.write(text)
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("== vCPU") or HANG_LINES.search(line):
+            keep.append(line)
+    return keep
+
+
 def find_splats(text):
     found = []
     for line in text.splitlines():
@@ -171,6 +208,52 @@ def find_splats(text):
                 found.append((name, line.strip()))
                 break
     return found
+
+
+HARNESS_END = re.compile(r"^(OK|FAIL)\s+\S")
+# The nested rig's account of an L2 guest it had to kill (guest/sets/l2).
+L2_HANG = re.compile(r"^# l2( hang: |: timed out)")
+
+
+def diagnose(status, consoles, limit=40):
+    """What a failed run's summary should show of its logs.
+
+    The kselftest harness's account of each failed test (its lines from
+    "RUN" to "FAIL": TH_LOG and assertion messages), the lines before any
+    other "not ok", the nested rig's description of an L2 guest that hung,
+    then the last lines of the status stream and of every console
+    (consoles: a list of (name, text)), which show where a run that hung
+    stopped: in the nested rig, whether L1 or L2 did.
+    """
+    out, block, prev, explained = [], None, [], False
+    for line in status.splitlines():
+        line = line.rstrip("\r")
+        core = line.lstrip("# ")  # the text without its TAP nesting
+        m = TAP_RESULT.match(core)
+        if L2_HANG.match(line):
+            out.append(line)
+        elif core.startswith("RUN "):
+            block = []
+        elif block is not None and HARNESS_END.match(core):
+            if core.startswith("FAIL"):
+                out += block[-12:] + [line]
+                explained = True
+            block = None
+        elif block is not None:
+            block.append(line)
+        elif m and m.group(1) == "not ok":
+            if not explained:
+                out += prev + [line]
+            explained = True
+        if m and core == line:  # a top-level result ends its test's output
+            explained, prev = False, []
+        else:
+            prev = (prev + [line])[-3:]
+    out = out[:limit - 15]
+    for n, text in [("status", status)] + list(consoles):
+        tail = [x for x in text.splitlines() if x.strip()][-4:]
+        out += [f"last lines of {n}:"] + [f"  {x}" for x in tail]
+    return out
 
 
 def qemu_cmdline(a, logdir):
@@ -223,7 +306,7 @@ def main():
     p.add_argument("--qom-check", action="store_true",
                    help="when the guest prints PVTIME-QOM-READY, compare its "
                         "'# PVTIME-QOM cpu=N counter=value' lines with the "
-                        "vCPUs' QOM counters (needs --qmp)")
+                        "vCPUs' QOM counters (through the monitor)")
     p.add_argument("--timeout", type=int, default=600, help="wall seconds")
     p.add_argument("--firmware", action="append",
                    default=["/usr/share/seabios", "/usr/share/qemu"])
@@ -237,7 +320,10 @@ def main():
     name = a.name or a.set
 
     logdir = os.path.join(a.log_dir, name)
-    if a.qom_check and not a.qmp:
+    # The monitor: the QOM check asks it, and a guest that hangs is
+    # described from it before it is killed (hang.log). A unix socket's
+    # path has a limit; only the QOM check cannot do without it.
+    if not a.qmp and (a.qom_check or len(os.path.abspath(logdir)) < 90):
         a.qmp = os.path.join(logdir, "qmp.sock")
     cmd = qemu_cmdline(a, logdir)
     if a.dry_run:
@@ -260,6 +346,7 @@ def main():
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         timed_out = False
+        hang = []
         qom_results = None
         status_path = os.path.join(logdir, "status.log")
         while True:
@@ -270,6 +357,8 @@ def main():
                 pass
             if time.monotonic() - t0 > a.timeout:
                 timed_out = True
+                hang = (hang_report(a.qmp, os.path.join(logdir, "hang.log"))
+                        if a.qmp else [])
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break
@@ -283,6 +372,8 @@ def main():
                     except (OSError, RuntimeError, KeyError) as e:
                         qom_results = [(False, f"QOM check: {e}")]
     wall = time.monotonic() - t0
+    if a.qmp and os.path.exists(a.qmp):
+        os.unlink(a.qmp)
 
     def read(n):
         try:
@@ -329,6 +420,12 @@ def main():
     for x in tap["failures"] + problems[:10]:
         print(f"  {x}", flush=True)
     if not ok:
+        consoles = [("console", console)] + [(n, read(f"{n}.log"))
+                                             for n in a.extra_console]
+        for x in diagnose(status, consoles):
+            print(f"    {x}", flush=True)
+        for x in hang[:24]:
+            print(f"    hang: {x}", flush=True)
         print(f"  logs: {os.path.abspath(logdir)}", flush=True)
     if a.results:
         with open(a.results, "a") as f:

@@ -37,7 +37,7 @@ kernel=$kout/arch/x86/boot/bzImage
 [ -f "$kvmst/list" ] || die "$kvmst/list missing: run scripts/build-kvm-selftests.sh"
 
 key=$( (cat "$kout/.pvtime-key" "$(dirname "$qemu")/.pvtime-key" "$0";
-	basename "$initrd" "$kvmst"; echo "$FIRMWARE"; cat "$burst") |
+	basename "$initrd"; basename "$kvmst"; echo "$FIRMWARE"; cat "$burst") |
 	sha256sum | cut -c1-16)
 img=$PVTIME_CACHE/work/initramfs-l1-$key.cpio
 if [ -f "$img" ]; then

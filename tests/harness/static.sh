@@ -48,7 +48,7 @@ fi
 /usr/bin/python3 - "$top/scripts" >>"$res" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
-from boot import parse_tap, find_splats
+from boot import diagnose, parse_tap, find_splats
 
 def check(name, cond):
     print(("ok " if cond else "fail ") + name)
@@ -92,6 +92,43 @@ good = """[    0.000000] Linux version 7.1.8 (pvtime@example.org)
 [    0.500000] x86/bugs: Spectre V2 : Mitigation: Retpolines
 [    0.000231] tsc: Marking TSC unstable due to running on Hyper-V"""
 check("splat detector passes a clean boot log", find_splats(good) == [])
+
+status = """PVTIME-BEGIN pvtime
+TAP version 13
+1..2
+# selftests: pvtime: pvtime_test
+# TAP version 13
+# 1..2
+# #  RUN           pvtime.current_device ...
+# # pvtime_test.c:10:current_device:passing test's log
+# #            OK  pvtime.current_device
+# ok 1 pvtime.current_device
+# #  RUN           stock.fallback ...
+# # pvtime_test.c:700:fallback:cpu0: 2 late, max 612 ms
+# # pvtime_test.c:790:fallback:Expected 0 (0) == bad (1)
+# # fallback: Test failed
+# #          FAIL  stock.fallback
+# not ok 2 stock.fallback
+# # FAILED: 1 / 2 tests passed.
+not ok 1 selftests: pvtime: pvtime_test # exit=1
+# selftests: timers: nanosleep
+# Nanosleep CLOCK_MONOTONIC  FAIL (late by 3 s)
+not ok 2 selftests: timers: nanosleep # exit=1
+# l2: timed out after 240 s
+# l2 hang: RIP=ffffffff814d5688 RFL=00000046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1
+"""
+d = diagnose(status, [("console", "[ 1.0] booted\n[ 9.0] stuck here\n")])
+check("failed row: the harness's account of the failed test, not the passed one's",
+      "# # pvtime_test.c:700:fallback:cpu0: 2 late, max 612 ms" in d and
+      "# #          FAIL  stock.fallback" in d and
+      not any("passing test" in x for x in d))
+check("failed row: the lines before a not ok outside the harness",
+      "# Nanosleep CLOCK_MONOTONIC  FAIL (late by 3 s)" in d and
+      sum("not ok" in x for x in d if not x.startswith(" ")) == 1)
+check("failed row: the nested rig's account of a hung L2",
+      "# l2: timed out after 240 s" in d and any(x.startswith("# l2 hang: RIP=") for x in d))
+check("failed row: the last lines of its status and consoles (where it stopped)",
+      "last lines of console:" in d and "  [ 9.0] stuck here" in d)
 PY
 
 # make bench's parsing of the nested rig's lines, on a sample run record:
