@@ -10,7 +10,7 @@ set -eu
 # Required tests fail the build when missing. Optional ones are built when
 # the tree has their source, and otherwise reported as skipped in the guest;
 # move a test to KVM_TESTS_REQUIRED once the series always carries it.
-KVM_TESTS_REQUIRED="x86/kvm_clock_test x86/pvtime_test"
+KVM_TESTS_REQUIRED="x86/kvm_clock_test x86/tsc_rate_test x86/pvtime_test"
 KVM_TESTS_OPTIONAL=
 
 kout=${1:?usage: build-kvm-selftests.sh KERNEL_OUT}
