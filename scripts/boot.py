@@ -215,7 +215,7 @@ HARNESS_END = re.compile(r"^(OK|FAIL)\s+\S")
 L2_HANG = re.compile(r"^# l2( hang: |: timed out)")
 
 
-def diagnose(status, consoles, limit=40):
+def diagnose(status, consoles, most=25):
     """What a failed run's summary should show of its logs.
 
     The kselftest harness's account of each failed test (its lines from
@@ -223,7 +223,8 @@ def diagnose(status, consoles, limit=40):
     other "not ok", the nested rig's description of an L2 guest that hung,
     then the last lines of the status stream and of every console
     (consoles: a list of (name, text)), which show where a run that hung
-    stopped: in the nested rig, whether L1 or L2 did.
+    stopped: in the nested rig, whether L1 or L2 did. At most `most`
+    lines of explanation come before the last lines.
     """
     out, block, prev, explained = [], None, [], False
     for line in status.splitlines():
@@ -249,7 +250,7 @@ def diagnose(status, consoles, limit=40):
             explained, prev = False, []
         else:
             prev = (prev + [line])[-3:]
-    out = out[:limit - 15]
+    out = out[:most]
     for n, text in [("status", status)] + list(consoles):
         tail = [x for x in text.splitlines() if x.strip()][-4:]
         out += [f"last lines of {n}:"] + [f"  {x}" for x in tail]
