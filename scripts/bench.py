@@ -197,7 +197,7 @@ class Tcg(Platform):
     name = "tcg"
     title = "QEMU TCG"
     supports_stall = True
-    PV_CPU = "max,tcg-kvmclock=on,kvm-pv-clockevent=on"
+    PV_CPU = boot.CPU_MODELS["PV"]
     ia_parts = [("program", "timer programming accesses"), ("eoi", "EOIs"),
                 ("inject", "timer interrupt injections")]
     describe = (
@@ -227,15 +227,10 @@ class Tcg(Platform):
         cpu = spec.device.cpu
         if spec.stall_us:
             cpu += f",x-timer-program-stall-us={spec.stall_us}"
-        if cfg["icount"] is not None:
-            # -icount needs single-threaded TCG; sleep=off: guest time is a
-            # function of the instructions executed only.
-            accel = "tcg,thread=single"
-        else:
-            accel = "tcg,thread=multi" if spec.smp > 1 else "tcg,thread=single"
-        append = " ".join(x for x in [
-            "console=ttyS0 panic=-1", f"loglevel={s['loglevel']}",
-            "pvtime.set=bench", "pvtime.bench=" + ",".join(spec.phases or ["none"]),
+        # -icount (boot.qemu_cmdline) needs single-threaded TCG; sleep=off:
+        # guest time is a function of the instructions executed only.
+        append = boot.kernel_args("bench", loglevel=s["loglevel"], more=" ".join(x for x in [
+            "pvtime.bench=" + ",".join(spec.phases or ["none"]),
             # -icount: the guest spins while the host samples (an idle
             # vCPU would let guest time leap to the next timer).
             "pvtime.bench_sync=" + ("spin" if cfg["icount"] is not None else "ack"),
@@ -245,21 +240,12 @@ class Tcg(Platform):
             f"pvtime.bench_hist={s['hist_us']}",
             f"pvtime.bench_nohz={s['nohz_s']}",
             f"pvtime.bench_idle={s['idle_s']}",
-            spec.device.append] if x)
+            spec.device.append] if x))
         b = self.builds
-        cmd = [b["qemu"], "-accel", accel, "-cpu", cpu, "-smp", str(spec.smp),
-               "-m", str(s["mem_mib"]), "-nodefaults", "-display", "none",
-               "-vga", "none", "-no-reboot",
-               "-chardev", f"file,id=con,path={logdir}/console.log",
-               "-serial", "chardev:con",
-               "-chardev", f"socket,id=status,path={status_sock},server=off",
-               "-serial", "chardev:status",
-               "-kernel", b["kernel"], "-initrd", b["initrd"], "-append", append,
-               "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
-               "-qmp", f"unix:{qmp_sock},server=on,wait=off"]
-        if cfg["icount"] is not None:
-            cmd += ["-icount", f"shift={cfg['icount']},sleep=off"]
-        return cmd
+        return boot.qemu_cmdline(b["qemu"], b["kernel"], b["initrd"], append, logdir,
+                                 cpu=cpu, smp=spec.smp, mem=s["mem_mib"],
+                                 status_sock=status_sock, qmp=qmp_sock,
+                                 icount=cfg["icount"])
 
     def sample(self, qmp, paths):
         return sample_qom(qmp, paths)
@@ -310,7 +296,6 @@ class KvmNested(Platform):
     ack = False
     scale = False
     consoles = ["console.log", "l2-console.log"]
-    L1_MEM = 1536
     SYNC_S = 1
     BURST = "200/1700"
     ia_parts = [("halt", "HLT exits (idle)"),
@@ -419,27 +404,19 @@ class KvmNested(Platform):
             # tsc=reliable: no clocksource watchdog on the rig's TSC.
             l2.append("clocksource=tsc tsc=reliable")
         hooks = "kvm-stats,burst"
-        l1 = ["console=ttyS0 panic=-1", f"loglevel={s['loglevel']}",
-              "pvtime.set=l2 pvtime.l2set=bench pvtime.l2smp=1",
+        l1 = ["pvtime.l2set=bench pvtime.l2smp=1",
               f"pvtime.l2mem={s['mem_mib']}", f"pvtime.l2cpu={d.cpu}",
               f"pvtime.l2hook={hooks}", f"pvtime.burst={self.BURST}",
               'pvtime.l2append="' + " ".join(l2) + '"']
         if d.accel:
             l1.append(f"pvtime.l2accel={d.accel}")
         b = self.builds
-        return [b["qemu"], "-accel", "tcg", "-cpu", "max", "-smp", "1",
-                "-m", str(self.L1_MEM), "-nodefaults", "-display", "none",
-                "-vga", "none", "-no-reboot",
-                "-chardev", f"file,id=con,path={logdir}/console.log",
-                "-serial", "chardev:con",
-                "-chardev", f"socket,id=status,path={status_sock},server=off",
-                "-serial", "chardev:status",
-                "-chardev", f"file,id=l2con,path={logdir}/l2-console.log",
-                "-serial", "chardev:l2con",
-                "-kernel", b["kernel"], "-initrd", b["initrd_l1"],
-                "-append", " ".join(l1),
-                "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
-                "-qmp", f"unix:{qmp_sock},server=on,wait=off"]
+        rig = boot.L1_RIG
+        return boot.qemu_cmdline(b["qemu"], b["kernel"], b["initrd_l1"],
+                                 boot.kernel_args("l2", " ".join(l1), s["loglevel"]),
+                                 logdir, cpu=rig["cpu"], smp=rig["smp"], mem=rig["mem"],
+                                 status_sock=status_sock,
+                                 extra_console=rig["extra_console"], qmp=qmp_sock)
 
     def sample(self, qmp, paths):
         return None     # L1 samples: see finish()
@@ -1785,6 +1762,12 @@ STATIC_NOTES = {
 # Main
 
 
+def run_problems(recs):
+    """The problems of a list of run records (a timeout, a splat, an error
+    the bench set reported, a set that did not finish), one line each."""
+    return [f"{r['name']}: {x} (logs: {r['logs']})" for r in recs for x in r["problems"]]
+
+
 def run_all(pf, cfg, logroot, runs_path):
     plan = pf.plan(cfg)
     if cfg.get("only"):
@@ -1904,6 +1887,7 @@ def main():
            "command": command}
     nruns = 0
     build_s = 0.0
+    all_recs = []
     for name in names:
         if name not in PLATFORMS:
             ap.error(f"unknown platform {name}")
@@ -1938,6 +1922,7 @@ def main():
                 f.write(json.dumps({"platform_end": name,
                                     "loadavg_end": machine["loadavg_end"]}) + "\n")
         nruns += len(recs)
+        all_recs += recs
         res = analyse(pf, recs, cfg)
         p["res"] = res
         p["notes"] = notes_for(pf, res, cfg, machine)
@@ -2007,11 +1992,15 @@ def main():
         if p.get("res"):
             print_table(p)
     sys.stdout.flush()
-    if missing:
-        for m in missing:
-            print(f"bench: figure missing: {m}", file=sys.stderr)
-        return 1
-    return 0
+    # The quick mode (make check's) fails on any run problem as well: the
+    # bench boots are the only ones with SCHED_FIFO cyclictest, hogs and
+    # stall knobs, and a splat there must not pass.
+    probs = run_problems(all_recs) if cfg["quick"] else []
+    for m in missing:
+        print(f"bench: figure missing: {m}", file=sys.stderr)
+    for x in probs:
+        print(f"bench: run problem: {x}", file=sys.stderr)
+    return 1 if missing or probs else 0
 
 
 def print_table(p):

@@ -1,6 +1,6 @@
 #!/bin/sh
-# build-initramfs.sh KERNEL_OUT: busybox-static, the kselftests (timers, and
-# pvtime once the series has it) built static from the patched tree, the
+# build-initramfs.sh KERNEL_OUT: busybox-static, the kselftests (timers and
+# pvtime) built static from the patched tree, the
 # project's own guest test programs, cyclictest with its libraries, the init
 # and the test sets. Prints the path of the cpio archive.
 set -eu
@@ -13,9 +13,10 @@ need cyclictest /usr/bin/cyclictest rt-tests
 need cpio cpio cpio
 need rsync rsync rsync
 
-# Selftest collections that exist in the patched tree.
-TARGETS=timers
-[ -d "$src/tools/testing/selftests/pvtime" ] && TARGETS="$TARGETS pvtime"
+# The selftest collections: the upstream timers suite and the series' own.
+TARGETS="timers pvtime"
+[ -d "$src/tools/testing/selftests/pvtime" ] ||
+	die "tools/testing/selftests/pvtime not in the patched tree"
 
 key=$( (cat "$kout/.pvtime-key"; echo "$TARGETS";
 	find "$TOP/guest" "$TOP/tests/guest" -type f 2>/dev/null | sort | xargs cat;
@@ -78,5 +79,7 @@ cp -r "$TOP/guest/hooks" "$root/pvtime/hooks"
 cp "$TOP/guest/defaults" "$root/pvtime/defaults"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$img.tmp")
+# Older outputs of this step are never used again.
+find "$PVTIME_CACHE/work" -maxdepth 1 -name 'initramfs-????????????????.cpio.gz' ! -name "$(basename "$img")" -delete
 mv "$img.tmp" "$img"
 echo "$img"

@@ -29,7 +29,8 @@ for f in $FRAGS; do
 done
 
 # shellcheck disable=SC2086
-key=$( (series_hash "$TOP/linux"; cat $fragfiles) | sha256sum | cut -c1-16)
+# The key: the series, the fragments and this script.
+key=$(series_hash "$TOP/linux" | cache_key $fragfiles "$0")
 if [ -f "$out/arch/x86/boot/bzImage" ] && [ "$(cat "$out/.pvtime-key" 2>/dev/null)" = "$key" ]; then
 	msg "kernel $name up to date ($key)"
 	echo "$out"

@@ -21,7 +21,8 @@ CONFIGURE="--python=/usr/bin/python3 --target-list=x86_64-softmmu
  --disable-libusb --disable-slirp --disable-capstone --disable-guest-agent
  --disable-install-blobs --disable-tools --disable-linux-io-uring --disable-libudev --disable-gio"
 
-key=$(printf '%s\n%s\n' "$(series_hash "$TOP/qemu")" "$CONFIGURE" | sha256sum | cut -c1-16)
+# The key: the series, the configure line and this script.
+key=$(printf '%s\n%s\n' "$(series_hash "$TOP/qemu")" "$CONFIGURE" | cache_key "$0")
 if [ -x "$out/qemu-system-x86_64" ] && [ "$(cat "$out/.pvtime-key" 2>/dev/null)" = "$key" ]; then
 	msg "qemu up to date ($key)"
 	echo "$out/qemu-system-x86_64"

@@ -1,7 +1,13 @@
 #!/bin/sh
 # make check: static gates, builds, harness self-tests and the guest matrix.
-# Every step is one or more results; the run ends with one line
-# "N passed, N failed, N skipped" and exits non-zero on any failure.
+#
+# Every check is one or more results in one stream, $LOGS/results.jsonl
+# (scripts/tally.py): the gates, builds and self-tests here, one line per
+# guest row from its runner. The run ends with the line the tally computes
+# from that stream, "N passed, N failed, N skipped", and exits non-zero on
+# any failure. It fails closed: a row whose runner wrote nothing, a line of
+# the stream that is not a result, a result that could not be recorded, a
+# self-test block that ran fewer checks than it planned, all fail.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -10,22 +16,41 @@ rm -rf "$LOGS"
 mkdir -p "$LOGS"
 RESULTS=$LOGS/results.jsonl
 : >"$RESULTS"
-PASS=0 FAIL=0 SKIP=0
+LOST=0
 
 result() { # result ok|fail|skip NAME [DETAIL]
+	/usr/bin/python3 "$TOP/scripts/tally.py" add "$RESULTS" "$1" "$2" "${3:-}" || LOST=1
 	case $1 in
-	ok) PASS=$((PASS + 1)); echo "ok: $2" ;;
-	skip) SKIP=$((SKIP + 1)); echo "skip: $2${3:+ ($3)}" ;;
-	*) FAIL=$((FAIL + 1)); echo "FAIL: $2${3:+ ($3)}" ;;
+	ok) echo "ok: $2" ;;
+	skip) echo "skip: $2${3:+ ($3)}" ;;
+	*) echo "FAIL: $2${3:+ ($3)}" ;;
 	esac
+}
+
+# long NAME CMD...: run CMD in the background, its standard output in
+# $LOGS/NAME.out and its errors in $LOGS/NAME.log, with a line every minute
+# so that a long build shows it is alive. Returns CMD's exit status.
+long() {
+	n=$1; shift
+	"$@" >"$LOGS/$n.out" 2>"$LOGS/$n.log" &
+	pid=$! t=0
+	while kill -0 $pid 2>/dev/null; do
+		sleep 5
+		t=$((t + 5))
+		[ $((t % 60)) = 0 ] &&
+			echo "  $n: running, $((t / 60)) min; $(tail -n1 "$LOGS/$n.log" | cut -c1-100)"
+	done
+	wait $pid
 }
 
 # step NAME CMD...: run CMD with its output in $LOGS/NAME.log; one result.
 step() {
 	n=$1; shift
-	if "$@" >"$LOGS/$n.log" 2>&1; then
+	if long "$n" "$@"; then
+		cat "$LOGS/$n.out" >>"$LOGS/$n.log"
 		result ok "$n"
 	else
+		cat "$LOGS/$n.out" >>"$LOGS/$n.log"
 		result fail "$n" "log: $LOGS/$n.log"
 		tail -n 5 "$LOGS/$n.log" | sed 's/^/    /'
 		return 1
@@ -33,24 +58,53 @@ step() {
 }
 
 summary() {
-	echo "$PASS passed, $FAIL failed, $SKIP skipped"
-	[ "$FAIL" = 0 ]
+	[ -z "${MATRIX_FILTER:-}" ] || echo "MATRIX_FILTER='$MATRIX_FILTER': a filtered run"
+	if [ "$LOST" != 0 ]; then
+		echo "FAIL: a result could not be recorded in $RESULTS"
+		echo "FAIL: results" >>"$RESULTS"
+	fi
+	/usr/bin/python3 "$TOP/scripts/tally.py" sum "$RESULTS" --filter "${MATRIX_FILTER:-}"
+	st=$?
+	[ "$st" = 0 ] && [ "$LOST" = 0 ]
 	exit $?
 }
+
+[ -z "${MATRIX_FILTER:-}" ] || echo "MATRIX_FILTER='$MATRIX_FILTER': only the rows it matches run"
 
 echo "== fetch"
 step fetch "$TOP/scripts/fetch.sh" || summary
 
 echo "== harness self-tests (static)"
+# static.sh exits non-zero when a check failed or did not run (its blocks
+# hold themselves to their plans); an exit without a failed check named is
+# still a failure.
 "$TOP/tests/harness/static.sh" "$LOGS/harness-static" >/dev/null 2>&1
-while IFS=' ' read -r st name; do
-	result "$st" "$name"
+st=$?
+n=0
+while IFS=' ' read -r kind name; do
+	result "$kind" "$name"
+	n=$((n + 1))
 done <"$LOGS/harness-static/results"
+if [ "$n" = 0 ] || { [ "$st" != 0 ] && ! grep -q '^fail ' "$LOGS/harness-static/results"; }; then
+	result fail "harness static self-tests" "exit $st, $n results (log: $LOGS/harness-static)"
+fi
+# The guard of those blocks: a crash in either is a failed check, never
+# silently fewer checks.
+for b in 1 2; do
+	d=$LOGS/harness-static-break$b
+	if PVTIME_STATIC_BREAK=$b "$TOP/tests/harness/static.sh" "$d" >/dev/null 2>&1; then
+		result fail "static self-tests: a crash in block $b fails" "it passed"
+	elif grep -q "^fail .*block ran 0 of [0-9]* planned checks" "$d/results"; then
+		result ok "static self-tests: a crash in block $b fails"
+	else
+		result fail "static self-tests: a crash in block $b fails" "not reported: see $d"
+	fi
+done
 
 echo "== static gates"
 for s in linux qemu; do
+	# tree.sh refuses a missing or empty series: the gate needs a patch.
 	step "apply-$s" "$TOP/scripts/tree.sh" ensure "$s" "$PVTIME_CACHE/work/$s" || continue
-	[ -f "$TOP/$s/series" ] || continue
 	# checkpatch's FILE_PATH_CHANGES only asks whether MAINTAINERS needs
 	# updating for an added file; maintained.sh answers it for the kernel.
 	if [ $s = linux ]; then
@@ -58,23 +112,34 @@ for s in linux qemu; do
 	else
 		base=$QEMU_BASE opts=
 	fi
-	patches=$(grep -v -e '^#' -e '^0000-' "$TOP/$s/series")
+	patches=$(series_patches "$TOP/$s")
 	for p in $patches; do
 		# shellcheck disable=SC2086
 		step "checkpatch-$s-$p" sh -c 'cd "$1" && shift && perl scripts/checkpatch.pl "$@"' \
 			- "$base" $opts "$TOP/$s/$p"
 	done
+	# shellcheck disable=SC2046
 	[ $s = linux ] && step maintainers-linux "$TOP/scripts/maintained.sh" "$PVTIME_CACHE/work/linux" \
 		$(for p in $patches; do echo "$TOP/$s/$p"; done)
 done
 
 echo "== builds"
-QEMU=$("$TOP/scripts/build-qemu.sh" 2>"$LOGS/build-qemu.log") &&
-	result ok build-qemu || { result fail build-qemu "log: $LOGS/build-qemu.log"; summary; }
-KOUT=$("$TOP/scripts/build-kernel.sh" 2>"$LOGS/build-kernel.log") &&
-	result ok build-kernel || { result fail build-kernel "log: $LOGS/build-kernel.log"; summary; }
-INITRD=$("$TOP/scripts/build-initramfs.sh" "$KOUT" 2>"$LOGS/build-initramfs.log") &&
-	result ok build-initramfs || { result fail build-initramfs "log: $LOGS/build-initramfs.log"; summary; }
+# build NAME VAR CMD...: a build step whose one line of output (a path)
+# goes into VAR; a failed build ends the run.
+build() {
+	n=$1 var=$2; shift 2
+	if long "$n" "$@" && [ -s "$LOGS/$n.out" ]; then
+		eval "$var=\$(tail -n1 \"\$LOGS/\$n.out\")"
+		result ok "$n"
+	else
+		result fail "$n" "log: $LOGS/$n.log"
+		tail -n 5 "$LOGS/$n.log" | sed 's/^/    /'
+		summary
+	fi
+}
+build build-qemu QEMU "$TOP/scripts/build-qemu.sh"
+build build-kernel KOUT "$TOP/scripts/build-kernel.sh"
+build build-initramfs INITRD "$TOP/scripts/build-initramfs.sh" "$KOUT"
 KERNEL=$KOUT/arch/x86/boot/bzImage
 
 echo "== kernel quality gates"
@@ -82,102 +147,85 @@ echo "== kernel quality gates"
 step sparse "$TOP/scripts/sparse.sh" "$KOUT"
 step htmldocs "$TOP/scripts/htmldocs.sh"
 
-# The rows this run boots.
-grep -v -e '^#' -e '^[[:space:]]*$' "$TOP/tests/matrix" |
-	while read -r name rest; do
-		if [ -z "${MATRIX_FILTER:-}" ] || echo "$name" | grep -qE "$MATRIX_FILTER"; then
-			echo "$name $rest"
-		fi
-	done >"$LOGS/matrix"
-
-# The nested rig (rows whose cpu is L1): its L1 host boots the same kernel on
-# a stock CPU model with SVM and nested paging, so the kernel's KVM_AMD gives
-# it /dev/kvm; the L1 initramfs adds QEMU, the KVM selftests and the L2
-# kernel and initramfs. Built only when a selected row needs it.
-L1_CPU=max
-L1_MEM=1536
-if awk '$3 ~ /^L1(:|$)/ {f = 1} END {exit !f}' "$LOGS/matrix"; then
-	KVMST=$("$TOP/scripts/build-kvm-selftests.sh" "$KOUT" 2>"$LOGS/build-kvm-selftests.log") &&
-		result ok build-kvm-selftests ||
-		{ result fail build-kvm-selftests "log: $LOGS/build-kvm-selftests.log"; summary; }
-	INITRD_L1=$("$TOP/scripts/build-initramfs-l1.sh" "$KOUT" "$QEMU" "$INITRD" "$KVMST" \
-		2>"$LOGS/build-initramfs-l1.log") && result ok build-initramfs-l1 ||
-		{ result fail build-initramfs-l1 "log: $LOGS/build-initramfs-l1.log"; summary; }
+# The rows this run boots: every row of tests/matrix, or those whose names
+# match MATRIX_FILTER.
+if ! /usr/bin/python3 "$TOP/scripts/boot.py" --matrix "$TOP/tests/matrix" \
+	--list "${MATRIX_FILTER:-}" >"$LOGS/matrix" 2>"$LOGS/matrix.log"; then
+	result fail "tests/matrix" "$(cat "$LOGS/matrix.log")"
+	summary
 fi
 
-boot() { # boot NAME SET SMP CPU TIMEOUT APPEND [boot.py args]
-	n=$1 set=$2 smp=$3 cpu=$4 to=$5 app=$6; shift 6
-	[ "$app" = - ] && app=
+# The nested rig (rows with rig=l1): its L1 host boots the same kernel on
+# a stock CPU model with SVM and nested paging, so the kernel's KVM_AMD
+# gives it /dev/kvm; the L1 initramfs adds QEMU, the KVM selftests and the
+# L2 kernel and initramfs. Built only when a selected row needs it.
+INITRD_L1=
+if grep -q ' l1$' "$LOGS/matrix"; then
+	build build-kvm-selftests KVMST "$TOP/scripts/build-kvm-selftests.sh" "$KOUT"
+	build build-initramfs-l1 INITRD_L1 "$TOP/scripts/build-initramfs-l1.sh" \
+		"$KOUT" "$QEMU" "$INITRD" "$KVMST"
+fi
+
+boot() { # boot NAME [boot.py args]: one guest outside the matrix
+	n=$1; shift
 	/usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" --kernel "$KERNEL" \
-		--initrd "${ROW_INITRD:-$INITRD}" --name "$n" --set "$set" --smp "$smp" --cpu "$cpu" \
-		--timeout "$to" --append "$app" --log-dir "$LOGS/guests" "$@"
+		--initrd "$INITRD" ${INITRD_L1:+--initrd-l1 "$INITRD_L1"} --name "$n" \
+		--timeout 300 --log-dir "$LOGS/guests" "$@" >"$LOGS/$n.out" 2>&1 </dev/null
+}
+
+# must_fail NAME WHAT PATTERN [boot.py args]: the runner must fail this
+# guest, and say PATTERN about it.
+must_fail() {
+	n=$1 what=$2 pat=$3; shift 3
+	if boot "$n" "$@"; then
+		result fail "$what" "the run passed"
+	elif grep -qE "$pat" "$LOGS/$n.out"; then
+		result ok "$what"
+	else
+		result fail "$what" "not said: $(head -c 300 "$LOGS/$n.out")"
+	fi
 }
 
 echo "== harness self-tests (boot runner)"
-# A guest that panics must fail its run.
-if boot selftest-panic selftest-panic 1 max 300 - >"$LOGS/selftest-panic.out" 2>&1; then
-	result fail "runner fails a panicking guest" "the run passed"
-elif grep -q 'panic: .*Kernel panic' "$LOGS/selftest-panic.out"; then
-	result ok "runner fails a panicking guest"
-else
-	result fail "runner fails a panicking guest" "no panic reported: $(head -c 300 "$LOGS/selftest-panic.out")"
-fi
+must_fail selftest-panic "runner fails a panicking guest" 'panic: .*Kernel panic' \
+	--set selftest-panic
 # A TAP "not ok" must be counted as a failure, the "ok" as a pass.
-boot selftest-notok selftest-notok 1 max 300 - >"$LOGS/selftest-notok.out" 2>&1
+boot selftest-notok --set selftest-notok
 if grep -q '^row selftest-notok: 1 passed, 2 failed, 0 skipped' "$LOGS/selftest-notok.out"; then
 	result ok "runner counts TAP not ok as failed"
 else
 	result fail "runner counts TAP not ok as failed" "$(head -n1 "$LOGS/selftest-notok.out")"
 fi
+must_fail selftest-early-exit "runner fails a set that exits before writing its status" \
+	'wrote no exit status' --set selftest-early-exit
+must_fail selftest-notap "runner fails a set that printed no TAP result" \
+	'the set printed no TAP result' --set selftest-notap
+# A row that expects the paravirtual device fails where it is not offered.
+must_fail selftest-expect "runner fails a row whose guest lacks the device it expects" \
+	'not ok 2 pvtime: every CPU ticks on the expected device' --set pvtime \
+	--cpu KVMCLOCK --append 'pvtime.expect=pv pvtime.timers=none'
 # A panic in the nested rig's L2 guest must fail its L1 row, from L2's console.
-if [ -n "${INITRD_L1:-}" ]; then
-	if ROW_INITRD=$INITRD_L1 boot selftest-l2-panic l2 1 "$L1_CPU" 300 pvtime.l2set=selftest-panic \
-		--mem "$L1_MEM" --extra-console l2-console >"$LOGS/selftest-l2-panic.out" 2>&1; then
-		result fail "runner fails a row whose L2 guest panics" "the run passed"
-	elif grep -q 'l2-console: panic: .*Kernel panic' "$LOGS/selftest-l2-panic.out"; then
-		result ok "runner fails a row whose L2 guest panics"
-	else
-		result fail "runner fails a row whose L2 guest panics" "no L2 panic reported: $(head -c 300 "$LOGS/selftest-l2-panic.out")"
-	fi
+if [ -n "$INITRD_L1" ]; then
+	must_fail selftest-l2-panic "runner fails a row whose L2 guest panics" \
+		'l2-console: panic: .*Kernel panic' --set l2 --rig l1 --append pvtime.l2set=selftest-panic
 fi
 
 echo "== guest matrix"
-PV=max,tcg-kvmclock=on,kvm-pv-clockevent=on
-KVMCLOCK=max,tcg-kvmclock=on
-while read -r name smp cpu set to app; do
-	ROW_INITRD= nested=
-	case $cpu in
-	PV) cpu=$PV ;;
-	KVMCLOCK) cpu=$KVMCLOCK ;;
-	L1) cpu=$L1_CPU nested=1 ;;
-	L1:*) cpu=${cpu#L1:} nested=1 ;;
-	esac
+while read -r name rig; do
 	before=$(wc -l <"$RESULTS")
-	if [ -n "$nested" ]; then
-		ROW_INITRD=$INITRD_L1 boot "$name" "$set" "$smp" "$cpu" "$to" "$app" \
-			--mem "$L1_MEM" --extra-console l2-console --results "$RESULTS" </dev/null
-	elif [ "$set" = snapshot ]; then
-		[ "$app" = - ] && app=
-		/usr/bin/python3 "$TOP/tests/snapshot.py" --qemu "$QEMU" --kernel "$KERNEL" \
-			--initrd "$INITRD" --name "$name" --smp "$smp" --cpu "$cpu" \
-			--timeout "$to" --append "$app" --log-dir "$LOGS/guests" \
-			--counter pvce-fires --results "$RESULTS" </dev/null
-	else
-		extra=
-		# The MSR test's own account is held against QEMU's counters.
-		[ "$set" = msr ] && extra=--qom-check
-		boot "$name" "$set" "$smp" "$cpu" "$to" "$app" --results "$RESULTS" $extra </dev/null
-	fi
+	/usr/bin/python3 "$TOP/scripts/boot.py" --matrix "$TOP/tests/matrix" --row "$name" \
+		--qemu "$QEMU" --kernel "$KERNEL" --initrd "$INITRD" \
+		${INITRD_L1:+--initrd-l1 "$INITRD_L1"} --log-dir "$LOGS/guests" \
+		--results "$RESULTS" --progress </dev/null
 	# A runner that died before judging the row still fails it.
 	if [ "$(wc -l <"$RESULTS")" = "$before" ]; then
-		echo "row $name: runner produced no result"
-		echo "{\"name\": \"$name\", \"passed\": 0, \"failed\": 1, \"skipped\": 0}" >>"$RESULTS"
+		result fail "row $name" "runner produced no result"
 	fi
 done <"$LOGS/matrix"
 
-# The benchmark's quick mode, once, so that make bench cannot rot: it checks
-# that every figure was produced, not its value.
-# One step per platform (TCG; KVM nested, with its peers).
+# The benchmark's quick mode, once per platform (TCG; KVM nested, with its
+# peers), so that make bench cannot rot: every figure must be produced, and
+# every boot must run cleanly (no timeout, splat or unfinished set).
 for pf in tcg kvm; do
 	if [ -z "${MATRIX_FILTER:-}" ] || echo "bench-quick-$pf" | grep -qE "$MATRIX_FILTER"; then
 		echo "== benchmark (quick, $pf)"
@@ -185,13 +233,4 @@ for pf in tcg kvm; do
 			--platform "$pf" --out "$LOGS/bench-quick-$pf"
 	fi
 done
-# Fold the rows' results (TAP results plus one per boot) into the totals.
-eval "$(/usr/bin/python3 - "$RESULTS" <<'PY'
-import json, sys
-p = f = s = 0
-for l in open(sys.argv[1]):
-    r = json.loads(l); p += r["passed"]; f += r["failed"]; s += r["skipped"]
-print(f"PASS=$((PASS + {p})) FAIL=$((FAIL + {f})) SKIP=$((SKIP + {s}))")
-PY
-)"
 summary

@@ -25,7 +25,8 @@ apt_private() {
 		awk -v RS= '!/security/ {print; exit}' /etc/apt/sources.list.d/debian.sources |
 			sed -e 's/^Types:.*/Types: deb-src/' -e 's/^Suites:.*/Suites: sid/' \
 			>"$a/sources.list.d/sid-src.sources"
-		apt_run update -q >&2
+		apt_run update -q >"$a/update.log" 2>&1 ||
+			{ cat "$a/update.log" >&2; die "apt-get update of the private source list failed"; }
 	fi
 }
 
@@ -42,21 +43,30 @@ get_src() { # pkg=version file sha
 	if have "$2" "$3"; then return 0; fi
 	apt_private
 	# apt's exit code is not trusted: the kernel's debian tarball of this
-	# version is not served, so apt fails after the orig has arrived.
-	(cd "$dl" && apt_run source --download-only -q "$1" >&2) || true
-	have "$2" "$3" || die "$2: missing or bad sha256 after download (expected $3)"
+	# version is not served, so apt fails after the orig has arrived. Its
+	# messages are kept in a log and shown only when the file we need did
+	# not arrive: an expected miss is not an error to show.
+	msg "downloading $2"
+	log=$dl/apt-${1%%=*}.log
+	(cd "$dl" && apt_run source --download-only -q "$1" >"$log" 2>&1) || true
+	have "$2" "$3" || { cat "$log" >&2; die "$2: missing or bad sha256 after download (expected $3)"; }
+}
+
+# Pristine trees, unpacked once.
+unpack() { # DIR TARBALL
+	[ -f "$1/.pvtime-pristine" ] && return 0
+	rm -rf "$1.tmp" && mkdir -p "$1.tmp"
+	msg "unpacking $(basename "$2")"
+	tar -C "$1.tmp" --strip-components=1 -xf "$2"
+	touch "$1.tmp/.pvtime-pristine"
+	rm -rf "$1" && mv "$1.tmp" "$1"
 }
 
 # fetch.sh sparse: Debian 12's sparse (0.6.4) cannot parse the 7.1 headers;
 # the sparse gate builds the newer Debian source package instead.
 if [ "${1:-}" = sparse ]; then
 	get_src "sparse=$SPARSE_DEBVER" "$SPARSE_ORIG" "$SPARSE_SHA256"
-	if [ ! -f "$SPARSE_BASE/.pvtime-pristine" ]; then
-		rm -rf "$SPARSE_BASE.tmp" && mkdir -p "$SPARSE_BASE.tmp"
-		tar -C "$SPARSE_BASE.tmp" --strip-components=1 -xf "$dl/$SPARSE_ORIG"
-		touch "$SPARSE_BASE.tmp/.pvtime-pristine"
-		rm -rf "$SPARSE_BASE" && mv "$SPARSE_BASE.tmp" "$SPARSE_BASE"
-	fi
+	unpack "$SPARSE_BASE" "$dl/$SPARSE_ORIG"
 	echo "$SPARSE_BASE"
 	exit 0
 fi
@@ -65,15 +75,6 @@ get_src "linux=$LINUX_DEBVER" "$LINUX_ORIG" "$LINUX_SHA256"
 get_src "qemu=$QEMU_DEBVER" "$QEMU_ORIG" "$QEMU_SHA256"
 [ -f "$dl/$QEMU_DEB" ] || die "$QEMU_DEB missing (needed for Debian's build fixes)"
 
-# Pristine trees, unpacked once.
-unpack() { # dir tarball strip
-	[ -f "$1/.pvtime-pristine" ] && return 0
-	rm -rf "$1.tmp" && mkdir -p "$1.tmp"
-	msg "unpacking $(basename "$2")"
-	tar -C "$1.tmp" --strip-components=1 -xf "$2"
-	touch "$1.tmp/.pvtime-pristine"
-	rm -rf "$1" && mv "$1.tmp" "$1"
-}
 unpack "$LINUX_BASE" "$dl/$LINUX_ORIG"
 if [ ! -f "$QEMU_BASE/.pvtime-pristine" ]; then
 	unpack "$QEMU_BASE.raw" "$dl/$QEMU_ORIG"

@@ -32,11 +32,24 @@ need() {
 	esac
 }
 
+# series_patches DIR: the patch files DIR/series lists, in order. Comments,
+# blank lines and the cover letter (0000-*) are not patches. The one parser
+# of a series file.
+series_patches() {
+	[ -f "$1/series" ] || return 0
+	grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$1/series" | grep -v '^0000-' || true
+}
+
 # Hash of a series directory (the patches it lists, in order), for cache
 # keys. The cover letter carries no code: editing it rebuilds nothing.
 series_hash() {
 	[ -d "$1" ] || { echo none; return 0; }
-	(cd "$1" && p=$(grep -v -e '^#' -e '^0000-cover-letter' series 2>/dev/null) &&
-		{ printf '%s\n' $p; cat $p; }) 2>/dev/null |
+	(p=$(series_patches "$1") && cd "$1" && { printf '%s\n' $p; cat $p; }) 2>/dev/null |
 		sha256sum | cut -c1-16
+}
+
+# cache_key FILE...: a short hash of the files and of standard input, for
+# the cache keys of the builds (each hashes its own script too).
+cache_key() {
+	{ cat; cat "$@"; } | sha256sum | cut -c1-16
 }

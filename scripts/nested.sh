@@ -16,6 +16,5 @@ INITRD=$("$TOP/scripts/build-initramfs.sh" "$KOUT")
 KVMST=$("$TOP/scripts/build-kvm-selftests.sh" "$KOUT")
 INITRD_L1=$("$TOP/scripts/build-initramfs-l1.sh" "$KOUT" "$QEMU" "$INITRD" "$KVMST")
 exec /usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" \
-	--kernel "$KOUT/arch/x86/boot/bzImage" --initrd "$INITRD_L1" \
-	--cpu max --mem 1536 --extra-console l2-console \
-	--timeout 900 --log-dir "$BUILD/logs" "$@"
+	--kernel "$KOUT/arch/x86/boot/bzImage" --initrd "$INITRD" \
+	--initrd-l1 "$INITRD_L1" --rig l1 --timeout 900 --log-dir "$BUILD/logs" "$@"

@@ -9,19 +9,21 @@ set -eu
 KOUT=${1:?usage: sparse.sh KERNEL-BUILD-DIR}
 "$TOP/scripts/fetch.sh" sparse >/dev/null
 bin=$PVTIME_CACHE/work/sparse/sparse
-if [ ! -x "$bin" ]; then
+# Keyed by the version: raising SPARSE_DEBVER rebuilds it.
+if [ ! -x "$bin" ] || [ "$(cat "$PVTIME_CACHE/work/sparse/.pvtime-key" 2>/dev/null)" != "$SPARSE_DEBVER" ]; then
 	msg "building sparse $SPARSE_DEBVER"
 	rm -rf "$PVTIME_CACHE/work/sparse"
 	cp -a "$SPARSE_BASE" "$PVTIME_CACHE/work/sparse"
 	make -C "$PVTIME_CACHE/work/sparse" -s -j"$(nproc)" HAVE_GTK=no \
 		HAVE_LLVM=no HAVE_SQLITE=no HAVE_LIBXML=no sparse >&2 ||
 		die "building sparse failed"
+	echo "$SPARSE_DEBVER" >"$PVTIME_CACHE/work/sparse/.pvtime-key"
 fi
 
 src=$PVTIME_CACHE/work/linux
 "$TOP/scripts/tree.sh" ensure linux "$src" >&2
 objs=
-for f in $(sed -n 's|^+++ b/\(.*\.c\)$|\1|p' $(grep -v -e '^#' -e '^0000-' "$TOP/linux/series" | sed "s|^|$TOP/linux/|") |
+for f in $(sed -n 's|^+++ b/\(.*\.c\)$|\1|p' $(series_patches "$TOP/linux" | sed "s|^|$TOP/linux/|") |
 	grep -v '^tools/' | sort -u); do
 	[ -f "$KOUT/${f%.c}.o" ] && objs="$objs ${f%.c}.o"
 done

@@ -19,10 +19,7 @@ base_of() {
 }
 
 # patches_of DIR: patch files in series order (cover letter excluded).
-patches_of() {
-	[ -f "$1/series" ] || return 0
-	grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$1/series" | grep -v '^0000-' || true
-}
+patches_of() { series_patches "$1"; }
 
 # make_base_repo BASE DEST: DEST becomes a git repo whose first commit is
 # BASE. An existing tree is reset to the base instead of copied anew, so that
@@ -45,7 +42,11 @@ make_base_repo() {
 }
 
 # am_series SERIESDIR REPO: git am every patch, naming the one that fails.
+# A series must list at least one patch: a missing or empty series file is
+# an error, never a gate passed with nothing applied.
 am_series() {
+	[ -f "$1/series" ] || die "$1/series missing: no patch to apply"
+	[ -n "$(patches_of "$1")" ] || die "$1/series lists no patch"
 	for p in $(patches_of "$1"); do
 		[ -f "$1/$p" ] || die "$1/series names $p, which does not exist"
 		if ! (cd "$2" && $GIT am -q --keep-cr "$1/$p" >"$2.am.log" 2>&1); then

@@ -1,24 +1,22 @@
 #!/usr/bin/python3
 """Save a running guest with armed timers and restore it into a new QEMU.
 
-Guest A boots the "snapshot" set; once it reports PVTIME-READY the host
-stops it, saves its whole state through the migration stream into a file
+The runner of matrix rows with runner=snapshot (scripts/boot.py --row).
+Guest A boots the row's set; once it reports PVTIME-READY the host stops
+it, saves its whole state through the migration stream into a file
 ("exec:" transport, so no disk image is needed), reads its QOM counters and
 quits it. Guest B is the same command line with -incoming from that file;
-it must finish the set with every sleep on time. The counters of B must
-show the device firing in B after the restore.
+it must finish the set with every sleep on time. The counters named by the
+row (counter=) must grow on every vCPU of B after the restore.
 """
-import argparse
-import json
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "scripts"))
 import boot  # noqa: E402
 
 
@@ -31,62 +29,43 @@ def counters(q, props):
     return out
 
 
-def wait_for(path, pattern, timeout):
+def wait_for(guest, pattern, timeout):
     rx = re.compile(pattern, re.M)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with open(path, errors="replace") as f:
-                if rx.search(f.read()):
-                    return True
-        except FileNotFoundError:
-            pass
+        if rx.search(guest.read("status.log")):
+            return True
+        if guest.proc.poll() is not None:
+            return False
         time.sleep(0.2)
     return False
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for o in ("--qemu", "--kernel", "--initrd", "--cpu"):
-        p.add_argument(o, required=True)
-    p.add_argument("--smp", type=int, default=2)
-    p.add_argument("--mem", type=int, default=512)
-    p.add_argument("--append", default="")
-    p.add_argument("--name", default="snapshot")
-    p.add_argument("--timeout", type=int, default=300)
-    p.add_argument("--log-dir", default="build/logs")
-    p.add_argument("--results")
-    p.add_argument("--counter", action="append", default=[],
-                   help="QOM counter that must grow on every vCPU after restore")
-    a = p.parse_args()
-
+def run(a):
+    """Boot A, save it, restore B, judge B's run; returns the result record."""
     logdir = os.path.abspath(os.path.join(a.log_dir, a.name))
-    os.makedirs(logdir, exist_ok=True)
-    problems, tap = [], {"passed": 0, "failed": 0, "skipped": 0, "failures": []}
-    t0 = time.monotonic()
-
-    def start(tag, extra):
-        d = os.path.join(logdir, tag)
-        os.makedirs(d, exist_ok=True)
-        ns = argparse.Namespace(
-            qemu=a.qemu, kernel=a.kernel, initrd=a.initrd, set="snapshot",
-            smp=a.smp, mem=a.mem, cpu=a.cpu, accel="tcg", append=a.append,
-            qemu_args=extra, icount=None, extra_console=[], qmp=os.path.join(d, "qmp.sock"),
-            firmware=["/usr/share/seabios", "/usr/share/qemu"])
-        cmd = boot.qemu_cmdline(ns, d)
-        with open(os.path.join(d, "cmdline"), "w") as f:
-            f.write(shlex.join(cmd) + "\n")
-        log = open(os.path.join(d, "qemu.log"), "w")
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        return d, proc, boot.QMP(ns.qmp)
-
     state = os.path.join(logdir, "state.bin")
-    procs = []
+    append = boot.kernel_args(a.set, a.append)
+
+    def guest(tag, extra=()):
+        d = os.path.join(logdir, tag)
+        qmp = os.path.join(d, "qmp.sock")
+        cmd = boot.qemu_cmdline(a.qemu, a.kernel, a.initrd, append, d, cpu=a.cpu,
+                                smp=a.smp, mem=a.mem, qmp=qmp, extra=extra)
+        return boot.Guest(cmd, d, qmp)
+
+    if a.dry_run:
+        print(shlex.join(guest("A").cmd))
+        print(shlex.join(guest("B", ["-incoming", "exec:cat " + shlex.quote(state)]).cmd))
+        return None
+    boot.shutil.rmtree(logdir, ignore_errors=True)
+    problems, status, guests = [], "", []
+    t0 = time.monotonic()
     try:
-        da, pa, qa = start("A", "")
-        procs.append(pa)
-        if not wait_for(os.path.join(da, "status.log"), r"PVTIME-READY", a.timeout):
+        ga = guest("A").start()
+        guests.append(ga)
+        qa = boot.QMP(ga.qmp)
+        if not wait_for(ga, r"PVTIME-READY", a.timeout):
             raise RuntimeError("guest A never became ready")
         time.sleep(2)      # let the sleeps run; every CPU has a deadline armed
         qa.cmd("stop")
@@ -98,10 +77,11 @@ def main():
                 raise RuntimeError("saving the state did not complete")
             time.sleep(0.2)
         qa.cmd("quit")
-        pa.wait(timeout=30)
+        ga.wait(30)
 
-        db, pb, qb = start("B", f"-incoming {shlex.quote('exec:cat ' + state)}")
-        procs.append(pb)
+        gb = guest("B", ["-incoming", "exec:cat " + shlex.quote(state)]).start()
+        guests.append(gb)
+        qb = boot.QMP(gb.qmp)
         # A was stopped when it was saved, so B comes up paused once the
         # state is in: resume it.
         deadline = time.monotonic() + 120
@@ -130,50 +110,28 @@ def main():
                     if not v2 > v1:
                         problems.append(f"vCPU {idx}: {k} did not grow after "
                                         f"the restore ({v1} -> {v2})")
-        try:
-            pb.wait(timeout=a.timeout)
-        except subprocess.TimeoutExpired:
+        qb.close()
+        rc = gb.wait(a.timeout)
+        if gb.timed_out:
             problems.append(f"restored guest did not finish in {a.timeout} s "
                             "(a lost deadline leaves idle CPUs asleep)")
-        with open(os.path.join(db, "status.log"), errors="replace") as f:
-            status = f.read()
-        tap = boot.parse_tap(status.splitlines())
-        rcs = re.findall(r"^PVTIME-RC (\d+)", status, re.M)
-        if not rcs:
-            problems.append("restored guest reported no exit status")
-        elif rcs[-1] != "0":
-            problems.append(f"restored guest's set exited with {rcs[-1]}")
-        if tap["passed"] == 0:
-            problems.append("no TAP result after the restore")
-        for tag in ("A", "B"):
-            with open(os.path.join(logdir, tag, "console.log"), errors="replace") as f:
-                for kind, line in boot.find_splats(f.read()):
-                    problems.append(f"{tag}: {kind}: {line}")
+        elif rc != 0:
+            problems.append(f"restored QEMU exited with {rc}")
+        status = gb.read("status.log")
+        problems += [p for p in boot.status_problems(status, True, a.skips)
+                     if not gb.timed_out or p != "guest reported no exit status"]
+        for g in guests:
+            problems += [f"{os.path.basename(g.logdir)}: {p}"
+                         for p in boot.console_problems(g, ["console"])]
     except Exception as e:  # noqa: BLE001 - every failure is a result
-        problems.append(str(e))
+        problems.append(f"{type(e).__name__}: {e}")
     finally:
-        for pr in procs:
-            if pr.poll() is None:
-                os.killpg(pr.pid, signal.SIGKILL)
-                pr.wait()
+        for g in guests:
+            g.kill()
         if os.path.exists(state):
             os.unlink(state)
-
-    passed = tap["passed"] + (0 if problems else 1)
-    failed = tap["failed"] + (1 if problems else 0)
-    print(f"row {a.name}: {passed} passed, {failed} failed, {tap['skipped']} skipped "
-          f"({time.monotonic() - t0:.0f} s)", flush=True)
-    for x in tap["failures"] + problems:
-        print(f"  {x}")
-    if failed:
-        print(f"  logs: {logdir}")
-    if a.results:
-        with open(a.results, "a") as f:
-            f.write(json.dumps({"name": a.name, "passed": passed, "failed": failed,
-                                "skipped": tap["skipped"], "problems": problems,
-                                "logs": logdir}) + "\n")
-    return 0 if failed == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    tap = boot.parse_tap(status.splitlines())
+    rec = boot.verdict(a.name, tap, problems, time.monotonic() - t0, logdir)
+    if rec["failed"]:
+        print(f"  logs: {logdir}", flush=True)
+    return rec

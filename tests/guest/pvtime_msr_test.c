@@ -104,15 +104,11 @@
 
 #define MAX_CPUS		64
 
-/* Test points after the CPUID one: without and with the feature. */
-#define ABSENT_TESTS		2
-#define PRESENT_TESTS		19
-
 /* ----------------------------------------------------------------------
  * TAP
  */
 
-static unsigned int tap_count, tap_failed;
+static unsigned int tap_count, tap_failed, tap_plan;
 static bool cur_ok;
 
 static void diag(const char *fmt, ...)
@@ -166,6 +162,11 @@ static int finish(void)
 {
 	int i;
 
+	/* kselftest's rule: the plan and the results must agree. */
+	if (tap_count != tap_plan) {
+		printf("# Planned tests != run tests (%u != %u)\n", tap_plan, tap_count);
+		tap_failed++;
+	}
 	printf("# %u tests, %u failed\n", tap_count, tap_failed);
 	for (i = 0; i < ncpus; i++)
 		printf("# PVTIME-QOM cpu=%d pvce-gps=%" PRIu64 " pvce-arms=%" PRIu64 "\n",
@@ -203,6 +204,15 @@ static int pin_to_cpu(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+/* Pins the caller to CPU @idx; a CPU it cannot run on fails the test. */
+static bool pinned(int idx)
+{
+	int ret = pin_to_cpu(cpus[idx]);
+
+	CHECK(!ret, "cpu%d: cannot run there: %s", cpus[idx], strerror(-ret));
+	return !ret;
 }
 
 static int read_text(const char *path, char *buf, size_t size)
@@ -373,6 +383,8 @@ static void expect_irqs(int idx, unsigned long long before,
 {
 	unsigned long long got;
 
+	CHECK(have_spu, "cpu%d: no SPU row in /proc/interrupts: %s not counted",
+	      cpus[idx], what);
 	if (!have_spu)
 		return;
 	sleep_ns(SETTLE_NS);
@@ -413,10 +425,11 @@ static bool pvti_stable;
 static bool timed_on(int idx)
 {
 	if (idx && !pvti_stable) {
-		diag("cpu%d: skipped, pvclock not marked stable", cpus[idx]);
+		CHECK(0, "cpu%d: not timed: the pvclock is not marked stable, so kvm-clock \"now\" is known on CPU 0 only",
+		      cpus[idx]);
 		return false;
 	}
-	return !pin_to_cpu(cpus[idx]);
+	return pinned(idx);
 }
 static sigjmp_buf pvti_jmp;
 
@@ -559,7 +572,7 @@ static bool has_feature(int bit)
  * Tests without the feature
  */
 
-static void test_absent(void)
+static void test_absent_reads(void)
 {
 	static const uint32_t msrs[] = { MSR_KVM_PV_CLOCKEVENT_CTRL,
 					 MSR_KVM_PV_CLOCKEVENT_DEADLINE };
@@ -575,6 +588,11 @@ static void test_absent(void)
 			      ret ? strerror(-ret) : "succeeded");
 		}
 	tap_end("feature absent: CTRL and DEADLINE reads #GP");
+}
+
+static void test_absent_writes(void)
+{
+	int i;
 
 	tap_begin();
 	for (i = 0; i < ncpus; i++) {
@@ -803,7 +821,7 @@ static void test_disarm(void)
 {
 	unsigned long long spu;
 	uint64_t dl;
-	int i;
+	int i, judged = 0;
 
 	if (!pvti) {
 		tap_skip("write 0 disarms a near deadline: it never fires",
@@ -823,12 +841,14 @@ static void test_disarm(void)
 			diag("cpu%d: vCPU stalled past the deadline before the disarm; not checked",
 			     cpus[i]);
 		} else {
+			judged++;
 			sleep_ns(QUIET_NS);
 			expect_state(i, ctrl_on(), 0, "disarmed before expiry");
 			expect_irqs(i, spu, 0, "disarmed deadline");
 		}
 		wr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
 	}
+	CHECK(judged, "no CPU judged: every vCPU stalled past its deadline");
 	tap_end("write 0 disarms a near deadline: it never fires");
 }
 
@@ -881,7 +901,7 @@ static void test_past_fires(void)
 
 	tap_begin();
 	for (i = 0; i < ncpus; i++) {
-		if (pin_to_cpu(cpus[i]))
+		if (!pinned(i))
 			continue;
 		enable(i);
 		n = 1;
@@ -1058,7 +1078,7 @@ static void test_rearm(void)
 	unsigned long long spu;
 	uint64_t first, dl;
 	bool stalled;
-	int i;
+	int i, judged = 0;
 
 	if (!pvti) {
 		tap_skip("re-arming replaces the deadline, earlier and later",
@@ -1091,8 +1111,10 @@ static void test_rearm(void)
 		      "cpu%d: re-armed deadline did not fire", cpus[i]);
 		CHECK(kvmclock_ns() >= dl, "cpu%d: re-armed deadline fired early",
 		      cpus[i]);
-		if (!stalled)
+		if (!stalled) {
+			judged++;
 			expect_irqs(i, spu, 1, "re-armed later");
+		}
 
 		/* Earlier replaces later. */
 		spu = spu_of(i);
@@ -1104,6 +1126,7 @@ static void test_rearm(void)
 		expect_irqs(i, spu, 1, "re-armed earlier");
 		wr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
 	}
+	CHECK(judged, "no CPU judged: every vCPU stalled past its first deadline");
 	tap_end("re-arming replaces the deadline, earlier and later");
 }
 
@@ -1173,7 +1196,7 @@ static void test_storms(void)
 
 	tap_begin();
 	for (i = 0; i < ncpus; i++) {
-		if (pin_to_cpu(cpus[i]))
+		if (!pinned(i))
 			continue;
 		enable(i);
 
@@ -1211,7 +1234,7 @@ static void test_storms(void)
 		      "cpu%d: last past deadline did not fire", cpus[i]);
 		sleep_ns(SETTLE_NS);
 		got = spu_of(i) - spu;
-		CHECK(!have_spu || (got >= 1 && got <= PAST_STORM_WRITES),
+		CHECK(have_spu && got >= 1 && got <= PAST_STORM_WRITES,
 		      "cpu%d: %llu interrupts for %d past deadlines",
 		      cpus[i], got, PAST_STORM_WRITES);
 		wr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
@@ -1281,6 +1304,11 @@ static void test_kvmclock_sane(void)
 {
 	uint64_t a0, k0, b0, a1, k1, b1;
 
+	if (!pvti) {
+		tap_skip("kvm-clock read from the pvclock page tracks CLOCK_MONOTONIC",
+			 "kvm-clock now unknown");
+		return;
+	}
 	tap_begin();
 	/*
 	 * Each kvm-clock read is bracketed by two CLOCK_MONOTONIC reads: a
@@ -1307,6 +1335,55 @@ static void test_kvmclock_sane(void)
 }
 
 static const char allow_writes[] = "/sys/module/msr/parameters/allow_writes";
+
+typedef void (*test_fn)(void);
+
+/* Each test reports exactly one TAP result; the plan is the table's size. */
+static const test_fn absent_tests[] = {
+	test_cpuid,
+	test_absent_reads,
+	test_absent_writes,
+};
+
+static const test_fn present_tests[] = {
+	test_cpuid,
+	test_kvmclock_sane,
+	test_reset_state,
+	test_deadline_while_disabled,
+	test_ctrl_reserved_low,
+	test_ctrl_reserved_high,
+	test_ctrl_low_vector,
+	test_ctrl_disabled_values,
+	test_ctrl_readback,
+	test_arm_far,
+	test_disarm,
+	test_vector_change,
+	test_disable_clears,
+	test_past_fires,
+	test_vector_injected,
+	test_not_early,
+	test_rearm,
+	test_per_cpu,
+	test_uint64_max,
+	test_storms,
+	test_cleanup,
+};
+
+static void run_tests(const test_fn *tests, unsigned int n)
+{
+	unsigned int i, before;
+
+	tap_plan = n;
+	printf("1..%u\n", n);
+	for (i = 0; i < n; i++) {
+		before = tap_count;
+		tests[i]();
+		if (tap_count != before + 1) {
+			diag("test %u reported %u results, not 1", i + 1, tap_count - before);
+			tap_failed++;
+		}
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -1339,8 +1416,14 @@ int main(int argc, char **argv)
 		return KSFT_SKIP;
 	}
 	ncpus = online_cpus(cpus, want < MAX_CPUS ? want : MAX_CPUS);
-	if (ncpus <= 0)
-		ncpus = 1;	/* cpus[0] = 0 */
+	if (ncpus <= 0) {
+		printf("Bail out! no online CPU read from /sys/devices/system/cpu/online\n");
+		return KSFT_FAIL;
+	}
+	if (want < MAX_CPUS && ncpus != want) {
+		printf("Bail out! --cpus %d, but %d CPU(s) are online\n", want, ncpus);
+		return KSFT_FAIL;
+	}
 	for (i = 0; i < ncpus; i++) {
 		char path[64];
 
@@ -1359,9 +1442,7 @@ int main(int argc, char **argv)
 	     has_feature(KVM_FEATURE_PV_CLOCKEVENT) ? "present" : "absent");
 
 	if (!has_feature(KVM_FEATURE_PV_CLOCKEVENT)) {
-		printf("1..%d\n", 1 + ABSENT_TESTS);
-		test_cpuid();
-		test_absent();
+		run_tests(absent_tests, ARRAY_SIZE(absent_tests));
 		return finish();
 	}
 
@@ -1384,38 +1465,15 @@ int main(int argc, char **argv)
 	else
 		diag("kvm-clock now %" PRIu64 " ns, pvclock %s", kvmclock_ns(),
 		     pvti_stable ? "stable" : "not stable: timing on CPU 0 only");
-	printf("1..%d\n", 1 + (pvti ? 1 : 0) + PRESENT_TESTS);
-	test_cpuid();
-	if (pvti)
-		test_kvmclock_sane();
-
 	{
 		unsigned long long spu[MAX_CPUS];
 
+		/* Without it every interrupt count check fails, loudly. */
 		have_spu = read_spu(spu);
 		if (!have_spu)
-			diag("no SPU row in /proc/interrupts: injections not counted");
+			diag("no SPU row in /proc/interrupts: injections cannot be counted");
 	}
-
-	test_reset_state();
-	test_deadline_while_disabled();
-	test_ctrl_reserved_low();
-	test_ctrl_reserved_high();
-	test_ctrl_low_vector();
-	test_ctrl_disabled_values();
-	test_ctrl_readback();
-	test_arm_far();
-	test_disarm();
-	test_vector_change();
-	test_disable_clears();
-	test_past_fires();
-	test_vector_injected();
-	test_not_early();
-	test_rearm();
-	test_per_cpu();
-	test_uint64_max();
-	test_storms();
-	test_cleanup();
+	run_tests(present_tests, ARRAY_SIZE(present_tests));
 
 	if (old_allow[0])
 		write_text(allow_writes, old_allow);
