@@ -35,8 +35,8 @@ long() {
 	"$@" >"$LOGS/$n.out" 2>"$LOGS/$n.log" &
 	pid=$! t=0
 	while kill -0 $pid 2>/dev/null; do
-		sleep 5
-		t=$((t + 5))
+		sleep 1
+		t=$((t + 1))
 		[ $((t % 60)) = 0 ] &&
 			echo "  $n: running, $((t / 60)) min; $(tail -n1 "$LOGS/$n.log" | cut -c1-100)"
 	done

@@ -77,6 +77,24 @@ for d in empty noseries; do
 	fi
 done
 
+# The nested rig's KVM selftest set, on the host: a required test that
+# skips (exit 4) is a failure, one that passes is not.
+kd=$out/kvm
+mkdir -p "$kd/x86"
+printf '#!/bin/sh\nexit 0\n' >"$kd/x86/passes"
+printf '#!/bin/sh\necho "1..0 # SKIP feature absent"\nexit 4\n' >"$kd/x86/skips"
+chmod +x "$kd/x86/passes" "$kd/x86/skips"
+printf 'x86/passes\nx86/skips\n' >"$kd/list"
+PVTIME_KVMDIR=$kd PVTIME_KVMDEV=/dev/null PVTIME_TMP=$kd \
+	sh "$top/guest/sets/kvm-selftests" >"$kd/out" 2>&1
+if grep -q '^ok 2 selftests: kvm: x86/passes$' "$kd/out" &&
+   grep -q '^not ok 3 selftests: kvm: x86/skips # exit=4' "$kd/out" &&
+   [ "$(cat "$kd/pvtime-rc" 2>/dev/null)" = 1 ]; then
+	r ok "kvm-selftests set: a required test that skips fails the row"
+else
+	r fail "kvm-selftests set: a required test that skips fails the row (see $kd/out)"
+fi
+
 # Both Python blocks register their checks in a table; the prologue prints
 # the plan and runs them, a check that raises is a failed check.
 PROLOGUE='
