@@ -58,7 +58,6 @@ step() {
 }
 
 summary() {
-	[ -z "${MATRIX_FILTER:-}" ] || echo "MATRIX_FILTER='$MATRIX_FILTER': a filtered run"
 	if [ "$LOST" != 0 ]; then
 		echo "FAIL: a result could not be recorded in $RESULTS"
 		echo "FAIL: results" >>"$RESULTS"
