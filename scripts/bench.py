@@ -164,6 +164,22 @@ class Platform:
         raise NotImplementedError
 
 
+def williams(items, row):
+    """Row `row` (mod len) of a Williams Latin square over items: the first
+    row is 0, 1, n-1, 2, n-2, ...; row i adds i to each. For an even
+    number of items, over n rows each item takes each position once and
+    follows each other item once (balanced first-order carryover)."""
+    n = len(items)
+    first, lo, hi = [0], 1, n - 1
+    while len(first) < n:
+        first.append(lo)
+        lo += 1
+        if len(first) < n:
+            first.append(hi)
+            hi -= 1
+    return [items[(j + row) % n] for j in first]
+
+
 def default_plan(pf, cfg):
     """The run list: repetitions outermost; inside one, each experiment boots
     every device, the order alternating from one experiment to the next
@@ -360,11 +376,14 @@ class KvmNested(Platform):
         return v
 
     def plan(self, cfg):
-        """As default_plan(): repetitions outermost, devices alternating
-        from one experiment to the next; no stall knob, no scale. A boot
-        costs a quarter of a minute, so one boot runs several phases: the
-        main one also the preempted one; the tsc one (stock and PV only:
-        the peers keep their own clocksources) both."""
+        """Repetitions outermost; no stall knob, no scale. Inside one
+        repetition each experiment boots every device in the order of row
+        `rep` of a Williams square (williams()), so that over the
+        repetitions every device takes every position equally often and
+        follows every other device equally often. A boot costs a quarter
+        of a minute, so one boot runs several phases: the main one also
+        the preempted one; the tsc one (stock and PV only: the peers keep
+        their own clocksources) both."""
         s = cfg["s"]
         slots = []
         for rep in range(s["reps"]):
@@ -376,8 +395,8 @@ class KvmNested(Platform):
         for i in range(0 if cfg["quick"] else max(0, s["boot_reps"] - s["reps"])):
             slots.append((i, "boot", [], self.devices))
         runs = []
-        for k, (rep, exp, phases, devs) in enumerate(slots):
-            for d in (devs if k % 2 == 0 else list(reversed(devs))):
+        for rep, exp, phases, devs in slots:
+            for d in williams(devs, rep):
                 r = RunSpec(exp, d, 1, phases, 0, rep)
                 r.extra_timeout = 120
                 runs.append(r)

@@ -333,6 +333,12 @@ check("bench: compressed cyclictest summary decoded, percentiles from it",
 b = bench.boot_sample(rec)
 check("bench: nested boot wall time is L1's view of L2's QEMU",
       lambda: abs(b["wall_s"] - (10.0 - 2.5 - 1.0)) < 1e-9 and b["guest_s"] == 4.0)
+rows = [bench.williams(list("SPHX"), r) for r in range(4)]
+check("bench: nested device order is a Williams square (every position, every predecessor once)",
+      lambda: all(len({row[j] for row in rows}) == 4 for j in range(4)) and
+      len({(row[j], row[j + 1]) for row in rows for j in range(3)}) == 12 and
+      [r.device.key for r in pf.plan({"s": dict(bench.SETTINGS), "quick": True})[:4]]
+      == [d.key for d in bench.williams(pf.devices, 0)])
 check("bench: quick mode fails on a run with a problem (timeout, splat, unfinished set)",
       lambda: bench.run_problems([{"name": "a", "problems": [], "logs": "x"},
                                   {"name": "b", "problems": ["timeout after 9 s"], "logs": "y"}])
