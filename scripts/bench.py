@@ -127,7 +127,7 @@ class Platform:
     smp = None              # vCPUs of the main runs (None: the settings')
     scale = True            # the scale experiment
     ack = True              # the host answers the guest's marks
-    consoles = ["console.log"]   # logs checked for splats
+    consoles = ["console"]   # logs (NAME.log) checked for splats
     # The parts of "interactions" (keys of interactions()' result) shown as
     # rows and bars, besides the total.
     ia_parts = []
@@ -310,7 +310,7 @@ class KvmNested(Platform):
     smp = 1
     ack = False
     scale = False
-    consoles = ["console.log", "l2-console.log"]
+    consoles = ["console", "l2-console"]
     SYNC_S = 1
     BURST = "200/1700"
     ia_parts = [("halt", "HLT exits (idle)"),
@@ -711,9 +711,7 @@ def run_qemu(pf, spec, cfg, logdir):
         rec["problems"].append(f"timeout after {timeout} s")
     elif proc.returncode != 0:
         rec["problems"].append(f"qemu exited with {proc.returncode}")
-    for cons in pf.consoles:
-        for kind, line in boot.find_splats(guest.read(cons)):
-            rec["problems"].append(f"{cons}: {kind}: {line}")
+    rec["problems"] += boot.console_problems(guest, pf.consoles)
     lines = [l for _, l in rec["lines"]]
     for l in lines:
         if l.startswith("PVTIME-BENCH error"):

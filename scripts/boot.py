@@ -137,9 +137,13 @@ class QMP:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        # The handshake is bounded too: a monitor that already has a
+        # client accepts the connection but does not greet a second one.
+        self.s.settimeout(timeout)
         self.f = self.s.makefile("rw")
         json.loads(self.f.readline())
         self.cmd("qmp_capabilities")
+        self.s.settimeout(None)
 
     def cmd(self, name, **args):
         self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
@@ -408,15 +412,17 @@ class Guest:
             return ""
 
 
-def status_problems(status, need_tap=True, skips=None, tap=None):
-    """What the guest's status stream says is wrong: no exit status, a
-    non-zero one, no TAP result at all (a set that ran nothing), or a
-    number of skipped results other than the row allows."""
+def status_problems(status, need_tap=True, skips=None, tap=None, timed_out=False):
+    """What the guest's status stream says is wrong: no exit status (unless
+    the run timed out, which says more), a non-zero one, no TAP result at
+    all (a set that ran nothing), or a number of skipped results other
+    than the row allows."""
     problems = []
     tap = tap or parse_tap(status.splitlines())
     rcs = re.findall(r"^PVTIME-RC (\d+)", status, re.M)
     if not rcs:
-        problems.append("guest reported no exit status")
+        if not timed_out:
+            problems.append("guest reported no exit status")
     elif rcs[-1] != "0":
         problems.append(f"guest test set exited with {rcs[-1]}")
     if need_tap and results(tap) == 0:
@@ -510,12 +516,18 @@ def row_args(a, row):
     a.qom_check = row["qom_check"] == "1"
     a.counter = [c for c in row["counter"].split(",") if c]
     if row["rig"] == "l1":
-        if not a.initrd_l1:
-            raise ValueError(f"row {a.name} needs the L1 initramfs (--initrd-l1)")
-        a.initrd = a.initrd_l1
-        a.mem = L1_RIG["mem"]
-        a.extra_console = L1_RIG["extra_console"]
+        use_l1_rig(a)
     return row["runner"]
+
+
+def use_l1_rig(a):
+    """Make the runner's options boot the nested rig's L1 host: its
+    initramfs, its memory, L2's console (the -cpu and -smp stay a row's)."""
+    if not a.initrd_l1:
+        raise ValueError(f"{a.name} boots the L1 host: it needs the L1 initramfs (--initrd-l1)")
+    a.initrd = a.initrd_l1
+    a.mem = L1_RIG["mem"]
+    a.extra_console = L1_RIG["extra_console"] + a.extra_console
 
 
 def run(a):
@@ -537,10 +549,13 @@ def run(a):
     qom = {"results": None}
 
     def poll():
+        if not a.qom_check or qom["results"] is not None:
+            return
         # The guest holds still for a few seconds after this line.
-        if a.qom_check and qom["results"] is None and "PVTIME-QOM-READY" in g.read("status.log"):
+        text = g.read("status.log")
+        if "PVTIME-QOM-READY" in text:
             try:
-                qom["results"] = qom_check(qmp, g.read("status.log"))
+                qom["results"] = qom_check(qmp, text)
             except (OSError, RuntimeError, KeyError) as e:
                 qom["results"] = [(False, f"QOM check: {e}")]
 
@@ -560,8 +575,7 @@ def run(a):
         problems.append(f"timeout after {a.timeout} s")
     elif rc != 0:
         problems.append(f"qemu exited with {rc} (see qemu.log)")
-    problems += [p for p in status_problems(status, not a.no_tap, a.skips, tap)
-                 if not (g.timed_out and p == "guest reported no exit status")]
+    problems += status_problems(status, not a.no_tap, a.skips, tap, g.timed_out)
     problems += console_problems(g, ["console"] + a.extra_console)
     if a.qom_check:
         for ok, desc in qom["results"] or [(False, "QOM check: the guest never reached it")]:
@@ -651,25 +665,17 @@ def main():
         else:
             a.name = a.name or a.set
             if a.rig == "l1":
-                if not a.initrd_l1:
-                    raise ValueError("--rig l1 needs the L1 initramfs (--initrd-l1)")
-                a.initrd = a.initrd_l1
-                a.mem = L1_RIG["mem"]
-                a.extra_console = L1_RIG["extra_console"] + a.extra_console
+                use_l1_rig(a)
+        bad = [] if a.dry_run else missing_inputs(a.qemu, a.kernel, a.initrd)
     except ValueError as e:
-        print(f"boot: {e}", file=sys.stderr)
-        rec = {"name": a.row or a.name or "?", "passed": 0, "failed": 1, "skipped": 0,
-               "problems": [str(e)]}
-        write_result(a.results, rec)
+        bad = [str(e)]
+    if bad:
+        # The run could not start: still one failed result, saying why.
+        for x in bad:
+            print(f"boot: {x}", file=sys.stderr)
+        write_result(a.results, {"name": a.row or a.name or "?", "passed": 0,
+                                 "failed": 1, "skipped": 0, "problems": bad})
         return 2
-    if not a.dry_run:
-        bad = missing_inputs(a.qemu, a.kernel, a.initrd)
-        if bad:
-            for x in bad:
-                print(f"boot: {x}", file=sys.stderr)
-            write_result(a.results, {"name": a.name, "passed": 0, "failed": 1,
-                                     "skipped": 0, "problems": bad})
-            return 2
     if runner == "snapshot":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                         "..", "tests"))

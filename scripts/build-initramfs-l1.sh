@@ -69,8 +69,7 @@ cp "$initrd" "$root/pvtime/l2/initramfs.cpio.gz"
 pad=$(( (4 - $(stat -c %s "$initrd") % 4) % 4 ))
 { cat "$initrd"; head -c "$pad" /dev/zero;
   (cd "$root" && find . | cpio -o -H newc --quiet); } >"$img.tmp"
-# Older outputs of this step are never used again.
-find "$PVTIME_CACHE/work" -maxdepth 1 -name 'initramfs-l1-????????????????.cpio' ! -name "$(basename "$img")" -delete
+prune_outputs 'initramfs-l1-????????????????.cpio' "$img"
 mv "$img.tmp" "$img"
 rm -rf "$root"
 echo "$img"

@@ -79,7 +79,6 @@ cp -r "$TOP/guest/hooks" "$root/pvtime/hooks"
 cp "$TOP/guest/defaults" "$root/pvtime/defaults"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$img.tmp")
-# Older outputs of this step are never used again.
-find "$PVTIME_CACHE/work" -maxdepth 1 -name 'initramfs-????????????????.cpio.gz' ! -name "$(basename "$img")" -delete
+prune_outputs 'initramfs-????????????????.cpio.gz' "$img"
 mv "$img.tmp" "$img"
 echo "$img"

@@ -50,7 +50,6 @@ for t in $KVM_TESTS; do
 	echo "$t"
 done >"$out.tmp/list"
 rm -rf "$out"
-# Older outputs of this step are never used again.
-find "$PVTIME_CACHE/work" -maxdepth 1 -name 'kvm-selftests-????????????????' ! -name "$(basename "$out")" -exec rm -rf {} +
+prune_outputs 'kvm-selftests-????????????????' "$out"
 mv "$out.tmp" "$out"
 echo "$out"

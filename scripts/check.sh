@@ -46,11 +46,12 @@ long() {
 # step NAME CMD...: run CMD with its output in $LOGS/NAME.log; one result.
 step() {
 	n=$1; shift
-	if long "$n" "$@"; then
-		cat "$LOGS/$n.out" >>"$LOGS/$n.log"
+	long "$n" "$@"
+	st=$?
+	cat "$LOGS/$n.out" >>"$LOGS/$n.log"
+	if [ "$st" = 0 ]; then
 		result ok "$n"
 	else
-		cat "$LOGS/$n.out" >>"$LOGS/$n.log"
 		result fail "$n" "log: $LOGS/$n.log"
 		tail -n 5 "$LOGS/$n.log" | sed 's/^/    /'
 		return 1
@@ -165,11 +166,16 @@ if grep -q ' l1$' "$LOGS/matrix"; then
 		"$KOUT" "$QEMU" "$INITRD" "$KVMST"
 fi
 
+# runner [boot.py args]: the guest runner with this run's builds and logs.
+runner() {
+	/usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" --kernel "$KERNEL" \
+		--initrd "$INITRD" ${INITRD_L1:+--initrd-l1 "$INITRD_L1"} \
+		--log-dir "$LOGS/guests" "$@" </dev/null
+}
+
 boot() { # boot NAME [boot.py args]: one guest outside the matrix
 	n=$1; shift
-	/usr/bin/python3 "$TOP/scripts/boot.py" --qemu "$QEMU" --kernel "$KERNEL" \
-		--initrd "$INITRD" ${INITRD_L1:+--initrd-l1 "$INITRD_L1"} --name "$n" \
-		--timeout 300 --log-dir "$LOGS/guests" "$@" >"$LOGS/$n.out" 2>&1 </dev/null
+	runner --name "$n" --timeout 300 "$@" >"$LOGS/$n.out" 2>&1
 }
 
 # must_fail NAME WHAT PATTERN [boot.py args]: the runner must fail this
@@ -210,12 +216,9 @@ if [ -n "$INITRD_L1" ]; then
 fi
 
 echo "== guest matrix"
-while read -r name rig; do
+while read -r name _; do
 	before=$(wc -l <"$RESULTS")
-	/usr/bin/python3 "$TOP/scripts/boot.py" --matrix "$TOP/tests/matrix" --row "$name" \
-		--qemu "$QEMU" --kernel "$KERNEL" --initrd "$INITRD" \
-		${INITRD_L1:+--initrd-l1 "$INITRD_L1"} --log-dir "$LOGS/guests" \
-		--results "$RESULTS" --progress </dev/null
+	runner --matrix "$TOP/tests/matrix" --row "$name" --results "$RESULTS" --progress
 	# A runner that died before judging the row still fails it.
 	if [ "$(wc -l <"$RESULTS")" = "$before" ]; then
 		result fail "row $name" "runner produced no result"

@@ -53,3 +53,11 @@ series_hash() {
 cache_key() {
 	{ cat; cat "$@"; } | sha256sum | cut -c1-16
 }
+
+# prune_outputs PATTERN KEEP: remove the cache's older outputs of a build
+# step (files or directories in $PVTIME_CACHE/work named PATTERN), all but
+# KEEP: they are never used again.
+prune_outputs() {
+	find "$PVTIME_CACHE/work" -maxdepth 1 -name "$1" ! -name "$(basename "$2")" \
+		-exec rm -rf {} +
+}

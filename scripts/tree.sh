@@ -46,8 +46,9 @@ make_base_repo() {
 # an error, never a gate passed with nothing applied.
 am_series() {
 	[ -f "$1/series" ] || die "$1/series missing: no patch to apply"
-	[ -n "$(patches_of "$1")" ] || die "$1/series lists no patch"
-	for p in $(patches_of "$1"); do
+	patches=$(patches_of "$1")
+	[ -n "$patches" ] || die "$1/series lists no patch"
+	for p in $patches; do
 		[ -f "$1/$p" ] || die "$1/series names $p, which does not exist"
 		if ! (cd "$2" && $GIT am -q --keep-cr "$1/$p" >"$2.am.log" 2>&1); then
 			cat "$2.am.log" >&2

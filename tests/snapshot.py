@@ -12,6 +12,7 @@ row (counter=) must grow on every vCPU of B after the restore.
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 
@@ -58,8 +59,8 @@ def run(a):
         print(shlex.join(guest("A").cmd))
         print(shlex.join(guest("B", ["-incoming", "exec:cat " + shlex.quote(state)]).cmd))
         return None
-    boot.shutil.rmtree(logdir, ignore_errors=True)
-    problems, status, guests = [], "", []
+    shutil.rmtree(logdir, ignore_errors=True)
+    problems, tap, guests = [], boot.parse_tap([]), []
     t0 = time.monotonic()
     try:
         ga = guest("A").start()
@@ -77,6 +78,7 @@ def run(a):
                 raise RuntimeError("saving the state did not complete")
             time.sleep(0.2)
         qa.cmd("quit")
+        qa.close()
         ga.wait(30)
 
         gb = guest("B", ["-incoming", "exec:cat " + shlex.quote(state)]).start()
@@ -118,8 +120,8 @@ def run(a):
         elif rc != 0:
             problems.append(f"restored QEMU exited with {rc}")
         status = gb.read("status.log")
-        problems += [p for p in boot.status_problems(status, True, a.skips)
-                     if not gb.timed_out or p != "guest reported no exit status"]
+        tap = boot.parse_tap(status.splitlines())
+        problems += boot.status_problems(status, True, a.skips, tap, gb.timed_out)
         for g in guests:
             problems += [f"{os.path.basename(g.logdir)}: {p}"
                          for p in boot.console_problems(g, ["console"])]
@@ -130,7 +132,6 @@ def run(a):
             g.kill()
         if os.path.exists(state):
             os.unlink(state)
-    tap = boot.parse_tap(status.splitlines())
     rec = boot.verdict(a.name, tap, problems, time.monotonic() - t0, logdir)
     if rec["failed"]:
         print(f"  logs: {logdir}", flush=True)

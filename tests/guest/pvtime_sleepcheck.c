@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 struct worker {
 	pthread_t thread;
 	int cpu, pin_err, sleep_err;
+	bool started;
 	int64_t seconds, period_ns;
 	int64_t early, lost, wakeups, max_late_ns;
 };
@@ -101,11 +103,10 @@ int main(int argc, char **argv)
 		w[i].seconds = seconds;
 		w[i].period_ns = period;
 		w[i].pin_err = pthread_create(&w[i].thread, NULL, run, &w[i]);
-		if (w[i].pin_err)
-			w[i].thread = 0;
+		w[i].started = !w[i].pin_err;
 	}
 	for (i = 0; i < n; i++) {
-		if (w[i].thread)
+		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
 		bad = w[i].pin_err || w[i].sleep_err || w[i].early || w[i].lost ||
 		      !w[i].wakeups;
