@@ -107,8 +107,10 @@ for s in linux qemu; do
 	step "apply-$s" "$TOP/scripts/tree.sh" ensure "$s" "$PVTIME_CACHE/work/$s" || continue
 	# checkpatch's FILE_PATH_CHANGES only asks whether MAINTAINERS needs
 	# updating for an added file; maintained.sh answers it for the kernel.
+	# UNKNOWN_COMMIT_ID looks a Fixes: tag's commit up in git history,
+	# which the release tarball the base comes from does not have.
 	if [ $s = linux ]; then
-		base=$LINUX_BASE opts="--strict --quiet --ignore FILE_PATH_CHANGES"
+		base=$LINUX_BASE opts="--strict --quiet --ignore FILE_PATH_CHANGES,UNKNOWN_COMMIT_ID"
 	else
 		base=$QEMU_BASE opts=
 	fi
