@@ -291,9 +291,10 @@ PY
 # mode's verdict on runs with problems.
 { echo "$PROLOGUE"; cat <<'PY'; } | block 2 "bench parsing"
 import base64, gzip, json
-import bench
+from pvbench import SETTINGS
+from pvbench import analyse as A, measure as M, platforms as P
 
-pf = bench.KvmNested()
+pf = P.KvmNested()
 xen = next(d for d in pf.devices if d.key == "xen")
 doc = {"thread": {"0": {"histogram": {"3": 5, "7": 1}, "cycles": 6, "max": 7, "cpu": 0}}}
 gz = base64.b64encode(gzip.compress(json.dumps(doc).encode())).decode()
@@ -316,33 +317,55 @@ check("bench: L1's statistics are attached to L2's marks",
       lambda: rec["problems"] == [] and rec["marks"]["cyclic-idle-end"]["counters"]["exits"] == 4050)
 check("bench: the host CPU time of a nested run is L2's QEMU in L1",
       lambda: rec["marks"]["cyclic-idle-end"]["cpu_s"] == 3.0)
-ia = bench.window(pf, xen, rec, "cyclic-idle-begin", "cyclic-idle-end")
+ia = A.window(pf, xen, rec, "cyclic-idle-begin", "cyclic-idle-end")
 check("bench: nested interactions leave out L2's serial port",
       lambda: ia["total"] == 3000 and ia["serial"] == 1000 and ia["other"] == 3000 - 500 - 400 - 100)
 check("bench: timer events counted by the device's interrupt (timer0, not timer)",
-      lambda: ia["events"] == 1000 and bench.per1000(ia, "total") == 3000)
+      lambda: ia["events"] == 1000 and A.per1000(ia, "total") == 3000)
 rec2 = {"lines": [[1.0, lines[3]]], "problems": [],
         "marks": {"cyclic-idle-begin": {"wall": 1.0, "guest": 6.0}}}
 pf.finish(rec2)
 check("bench: a mark without L1's statistics is a run problem",
       lambda: any("no KVM statistics" in p for p in rec2["problems"]))
-d = bench.cyclictest_docs(rec)
-lat = bench.lateness(d["cyclic-idle"], 100000)
+d = A.cyclictest_docs(rec)
+lat = A.lateness(d["cyclic-idle"], 100000)
 check("bench: compressed cyclictest summary decoded, percentiles from it",
       lambda: (lat["p50"], lat["p99"], lat["max"], lat["samples"]) == (3, 7, 7, 6))
-b = bench.boot_sample(rec)
+b = A.boot_sample(rec)
 check("bench: nested boot wall time is L1's view of L2's QEMU",
       lambda: abs(b["wall_s"] - (10.0 - 2.5 - 1.0)) < 1e-9 and b["guest_s"] == 4.0)
-rows = [bench.williams(list("SPHX"), r) for r in range(4)]
+rows = [P.williams(list("SPHX"), r) for r in range(4)]
 check("bench: nested device order is a Williams square (every position, every predecessor once)",
       lambda: all(len({row[j] for row in rows}) == 4 for j in range(4)) and
       len({(row[j], row[j + 1]) for row in rows for j in range(3)}) == 12 and
-      [r.device.key for r in pf.plan({"s": dict(bench.SETTINGS), "quick": True})[:4]]
-      == [d.key for d in bench.williams(pf.devices, 0)])
+      [r.device.key for r in pf.plan({"s": dict(SETTINGS), "quick": True})[:4]]
+      == [d.key for d in P.williams(pf.devices, 0)])
 check("bench: quick mode fails on a run with a problem (timeout, splat, unfinished set)",
-      lambda: bench.run_problems([{"name": "a", "problems": [], "logs": "x"},
+      lambda: M.run_problems([{"name": "a", "problems": [], "logs": "x"},
                                   {"name": "b", "problems": ["timeout after 9 s"], "logs": "y"}])
-      == ["b: timeout after 9 s (logs: y)"] and bench.run_problems([rec]) == [])
+      == ["b: timeout after 9 s (logs: y)"] and M.run_problems([rec]) == [])
+# Intervals and verdicts: separated arms, equal arms, the other direction,
+# too few repetitions, a peer goal, and the same interval on every render.
+st = A.agg([100.0 + i for i in range(10)])
+half = A.agg([50.0 + i for i in range(10)])
+double = A.agg([200.0 + 2 * i for i in range(10)])
+three = A.agg([50.0, 51.0, 52.0])
+ci = A.ratio_ci(half, st, "x")
+check("bench: the interval of a ratio of separated arms excludes parity",
+      lambda: 0.4 < ci[0] <= A.ratio(half, st) <= ci[1] < 0.6
+      and A.verdict([(ci, half, st)], 1.0) == "met")
+same = A.ratio_ci(st, st, "y")
+check("bench: equal arms give an open verdict (the interval holds 1)",
+      lambda: same[0] < 1.0 < same[1] and A.verdict([(same, st, st)], 1.0) == "open")
+check("bench: an interval above the bound is missed",
+      lambda: A.verdict([(A.ratio_ci(double, st, "z"), double, st)], 1.0) == "missed")
+check("bench: fewer than MIN_REPS repetitions are not judged",
+      lambda: A.verdict([(A.ratio_ci(three, st, "w"), three, st)], 1.0) == "few"
+      and A.ratio_ci(A.agg([1.0]), st, "v") is None)
+check("bench: a peer goal needs both intervals below the bound",
+      lambda: A.verdict([(ci, half, st), (A.ratio_ci(half, half, "p"), half, half)], 1.0) == "open")
+check("bench: the same figure gets the same interval on every render",
+      lambda: A.ratio_ci(half, st, "x") == ci and A.ratio_ci(half, st, "x2") != ci)
 run_checks()
 PY
 cat "$res"
