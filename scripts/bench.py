@@ -124,7 +124,7 @@ def report(recs, asked, out, cfg, source, rendered_by=None):
         p["res"] = res
         p["notes"] = notes_for(pf, res, cfg, machine)
         p["cmdlines"] = {}
-        for d in pf.devices:
+        for d in pf.all_devices:
             r = next((r for r in runs if r["device"] == d.key and r["exp"] == "main"), None)
             if r and r.get("cmdline"):
                 p["cmdlines"][d.key] = r["cmdline"]
@@ -150,7 +150,7 @@ def report(recs, asked, out, cfg, source, rendered_by=None):
             "versions": ctx["versions"], "machine": machine, "harness": ctx["git"],
             "platforms": {p["pf"].name: (
                 {"devices": {d.key: {"label": d.label, "cpu": d.cpu, "append": d.append}
-                             for d in p["pf"].devices},
+                             for d in p["pf"].all_devices},
                  "figures": p["res"]["figures"], "runs": p["res"]["runs"],
                  "histograms": p["res"]["hists"]}
                 if p.get("res") else {"not_measured": p["reason"]})
@@ -165,7 +165,7 @@ def report(recs, asked, out, cfg, source, rendered_by=None):
         if not p.get("res"):
             continue
         for r in p["res"]["figures"]:
-            for d in p["pf"].devices:
+            for d in p["pf"].all_devices:
                 if d.key in r.get("devices", [d.key]) and not r.get(d.key):
                     missing.append(f"{p['pf'].name}: {r['id']} ({r['label'].strip()}) for {d.key}")
         pfx = p["pf"]

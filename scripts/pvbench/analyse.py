@@ -204,7 +204,7 @@ def analyse(pf, runs, cfg):
     """Per-run measurements, then the figures: medians over repetitions."""
     s = cfg["s"]
     hist_us = s["hist_us"]
-    dev = {d.key: d for d in pf.devices}
+    dev = {d.key: d for d in pf.all_devices}
     per = []       # one dict of measurements per run
     hists = {}     # (phase key, device) -> pooled histogram over all reps
     for rec in runs:
@@ -251,6 +251,8 @@ def analyse(pf, runs, cfg):
         return agg(out)
 
     main = lambda m: m["exp"] == "main"  # noqa: E731
+    # Rows of the main and boot-only experiments have the controls too.
+    mainbench = pf.all_devices
     figs = []   # rows of the table
 
     def row(fid, label, unit, pred, get, goal=None, devices=None):
@@ -282,7 +284,7 @@ def analyse(pf, runs, cfg):
         for q in ("p50", "p99", "p99.9", "max"):
             row(f"lat.{phase}.{q}", f"lateness {q}, {what}", "µs", main,
                 lambda m, p=phase, q=q: m[f"lat:{p}"][q],
-                (G_LE_PEER if peers else G_LE) if q == "p99" else None)
+                (G_LE_PEER if peers else G_LE) if q == "p99" else None, mainbench)
     for key, what, goal, devs, exp, phase in pf.conditions:
         for q in ("p50", "p99"):
             row(f"cond.{key}.{q}", f"lateness {q}, {what}", "µs",
@@ -310,17 +312,19 @@ def analyse(pf, runs, cfg):
                                     - zero[(m["device"], m["rep"])]["lat:cyclic-idle"][q]))
     for w, what in (("nohz", "NO_HZ idle"), ("cyclic-idle", "cyclictest 1 kHz")):
         row(f"ia.{w}.total", f"interactions per 1000 events, {what}", "",
-            main, lambda m, w=w: per1000(m[f"ia:{w}"], "total"), G_LE)
+            main, lambda m, w=w: per1000(m[f"ia:{w}"], "total"), G_LE, mainbench)
         for k, kl in pf.ia_parts:
             row(f"ia.{w}.{k}", f"  {kl} per 1000 events", "", main,
-                lambda m, w=w, k=k: per1000(m[f"ia:{w}"], k))
+                lambda m, w=w, k=k: per1000(m[f"ia:{w}"], k), None, mainbench)
         row(f"ia.{w}.rate", f"  timer events per second, {what}", "/s", main,
-            lambda m, w=w: m[f"ia:{w}"]["events"] / m[f"ia:{w}"]["guest_s"])
+            lambda m, w=w: m[f"ia:{w}"]["events"] / m[f"ia:{w}"]["guest_s"], None, mainbench)
     bootp = lambda m: m["exp"] in ("main", "boot") and m.get("boot")  # noqa: E731
-    row("boot.wall", "boot to /init, wall", "s", bootp, lambda m: m["boot"]["wall_s"], G_BOOT)
-    row("boot.guest", "boot to /init, guest time", "s", bootp, lambda m: m["boot"]["guest_s"], G_BOOT)
+    row("boot.wall", "boot to /init, wall", "s", bootp, lambda m: m["boot"]["wall_s"],
+        G_BOOT, mainbench)
+    row("boot.guest", "boot to /init, guest time", "s", bootp, lambda m: m["boot"]["guest_s"],
+        G_BOOT, mainbench)
     row("idle.cpu", "host CPU per second of idle guest", "ms/s", main,
-        lambda m: m["idle_cpu_ms_per_s"], G_LE)
+        lambda m: m["idle_cpu_ms_per_s"], G_LE, mainbench)
     for n in (s["scale_smp"] if pf.scale else []):
         pred = (lambda m, n=n: m["smp"] == n and m["exp"] in ("scale", "main")
                 and not m["stall_us"])
@@ -335,10 +339,10 @@ def analyse(pf, runs, cfg):
     for r in figs:
         st, pv = r.get(base), r.get("pv")
         r["ratio"] = ratio(pv, st)
-        r["ratios"] = {d.key: ratio(r.get(d.key), st)
-                       for d in pf.devices if not d.baseline}
+        devs = [dev[k] for k in r["devices"] if not dev[k].baseline]
+        r["ratios"] = {d.key: ratio(r.get(d.key), st) for d in devs}
         r["cis"] = {d.key: ratio_ci(r.get(d.key), st, f"{r['id']}|{d.key}")
-                    for d in pf.devices if not d.baseline}
+                    for d in devs}
         r["ci"] = r["cis"].get("pv")
         bp = best_peer(r)
         r["ratio_peer"] = ratio(pv, r.get(bp)) if bp else None

@@ -23,10 +23,10 @@ class Device:
     /proc/interrupts (a regular expression)."""
 
     def __init__(self, key, label, cpu, append="", baseline=False, accel=None,
-                 peer=False, timer_irq="LOC"):
+                 peer=False, timer_irq="LOC", control=False):
         self.key, self.label, self.cpu, self.append = key, label, cpu, append
         self.baseline, self.accel, self.peer = baseline, accel, peer
-        self.timer_irq = timer_irq
+        self.timer_irq, self.control = timer_irq, control
 
     def is_timer_irq(self, name):
         """Whether NAME (a /proc/interrupts row) is this device's timer."""
@@ -61,6 +61,9 @@ class Platform:
     name = "?"
     title = "?"
     devices = []            # the first one is the baseline ("stock")
+    # Controls: variants of the baseline booted in the main and boot-only
+    # experiments only, to show what of a difference is not the device's.
+    controls = []
     supports_stall = False  # the stall knob (TCG)
     smp = None              # vCPUs of the main runs (None: the settings')
     scale = True            # the scale experiment
@@ -74,6 +77,11 @@ class Platform:
     # (goal: a GOALS key, for p99).
     conditions = []
     describe = ""
+
+    @property
+    def all_devices(self):
+        """The compared devices, then the controls."""
+        return self.devices + self.controls
 
     def finish(self, rec):
         """Post-processing of a run record (platform-specific lines)."""
@@ -139,7 +147,8 @@ def default_plan(pf, cfg):
         slots.append((i, ("boot", s["smp"], [], 0)))
     runs = []
     for k, (rep, (exp, smp, phases, stall)) in enumerate(slots):
-        for d in (devs if k % 2 == 0 else list(reversed(devs))):
+        ds = pf.all_devices if exp in ("main", "boot") else devs
+        for d in (ds if k % 2 == 0 else list(reversed(ds))):
             runs.append(RunSpec(exp, d, smp, phases, stall, rep))
     return runs
 
@@ -154,11 +163,14 @@ class Tcg(Platform):
     ia_parts = [("program", "timer programming accesses"), ("eoi", "EOIs"),
                 ("inject", "timer interrupt injections")]
     describe = (
-        "The two columns of every row differ only in the guest's clock event "
+        "The columns stock and PV differ only in the guest's clock event "
         "device: **PV** boots the guest with the paravirtual device "
         "(`-cpu max,tcg-kvmclock=on,kvm-pv-clockevent=on`), **stock** boots "
         "the same kernel on the same QEMU command line plus the kernel "
-        "parameter `no-pvclockevent`, which falls back to the stock devices.")
+        "parameter `no-pvclockevent`, which falls back to the stock devices." " **stock-nohpet**, a control booted in the main and boot-only experiments, is "
+        "stock with `hpet=disable`: what of stock's boot time, idle host CPU and "
+        "lateness comes from the HPET that the stock guest sets up and the PV guest "
+        "does not.")
 
     def __init__(self):
         self.devices = [
@@ -166,6 +178,12 @@ class Tcg(Platform):
                    "no-pvclockevent", baseline=True),
             Device("pv", "PV (kvm-clockevent)", self.PV_CPU,
                    timer_irq="kvm-clockevent"),
+        ]
+        # The stock guest also sets up the HPET, which QEMU keeps counting
+        # with its interrupt off; the PV guest does not.
+        self.controls = [
+            Device("stock-nohpet", "stock with hpet=disable (control)", self.PV_CPU,
+                   "no-pvclockevent hpet=disable", control=True),
         ]
         self.builds = {}
 
@@ -266,7 +284,10 @@ class KvmNested(Platform):
         "mode (`-cpu host,kvm=off,hv-relaxed,hv-vpindex,hv-time,hv-synic,"
         "hv-stimer,hv-stimer-direct`) and **xen** Xen's single-shot timer "
         "through KVM's Xen emulation (`-accel kvm,xen-version=0x4000a,"
-        "kernel-irqchip=split`). Same L1, same L2 kernel and initramfs.")
+        "kernel-irqchip=split`). Same L1, same L2 kernel and initramfs." " **stock-nohpet**, a control booted in the main and boot-only experiments, is "
+        "stock with `hpet=disable`: what of stock's boot time, idle host CPU and "
+        "lateness comes from the HPET that the stock guest sets up and the PV guest "
+        "does not.")
 
     def __init__(self):
         self.devices = [
@@ -280,6 +301,11 @@ class KvmNested(Platform):
             Device("xen", "Xen single-shot", "host",
                    accel="kvm,xen-version=0x4000a,kernel-irqchip=split",
                    peer=True, timer_irq=r"timer\d+"),
+        ]
+        # L2's HPET is emulated by its QEMU in L1, on L1's only CPU.
+        self.controls = [
+            Device("stock-nohpet", "stock with hpet=disable (control)", "host",
+                   "no-pvclockevent hpet=disable", control=True),
         ]
         self.builds = {}
         # Stock and PV only: the peers keep their own clocksources.
@@ -326,12 +352,12 @@ class KvmNested(Platform):
         slots = []
         for rep in range(s["reps"]):
             slots.append((rep, "main", ["cyclic-idle", "cyclic-busy", "idle",
-                                        "cyclic-preempt"], self.devices))
+                                        "cyclic-preempt"], self.all_devices))
             slots.append((rep, "tsc", ["cyclic-idle", "cyclic-preempt"], self.base))
         # Boot-only runs up to boot_reps boots per device (not in the
         # quick mode: a nested boot costs a quarter of a minute).
         for i in range(0 if cfg["quick"] else max(0, s["boot_reps"] - s["reps"])):
-            slots.append((i, "boot", [], self.devices))
+            slots.append((i, "boot", [], self.all_devices))
         runs = []
         for rep, exp, phases, devs in slots:
             for d in williams(devs, rep):

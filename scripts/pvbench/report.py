@@ -53,7 +53,7 @@ def notes_for(pf, res, cfg, ctx_load):
     # Missed wakeups and overflows.
     for phase in ("cyclic-idle", "cyclic-busy"):
         parts, ovs = [], []
-        for d in pf.devices:
+        for d in pf.all_devices:
             ls = [m[f"lat:{phase}"] for m in res["runs"]
                   if m["device"] == d.key and m["exp"] == "main" and f"lat:{phase}" in m]
             if not ls:
@@ -90,7 +90,7 @@ def notes_for(pf, res, cfg, ctx_load):
     # Where the EOIs beyond the timer's own come from (guest's view).
     for ph, what in (("idle", "NO_HZ idle"), ("cyclic-idle", "cyclictest")):
         parts = []
-        for d in pf.devices:
+        for d in pf.all_devices:
             tot, cnt = {}, 0
             for m in res["runs"]:
                 if m["device"] == d.key and m["exp"] == "main" and ph in m.get("irqs", {}):
@@ -163,23 +163,23 @@ def write_readme(path, ctx):
             continue
         L.append(pf.describe)
         L.append("")
-        L.append("Devices: " + "; ".join(f"**{d.key}** = {d.label}" for d in pf.devices) + ".")
+        L.append("Devices: " + "; ".join(f"**{d.key}** = {d.label}" for d in pf.all_devices) + ".")
         L.append("")
         vs = [r["verdict"] for r in res["figures"] if r.get("verdict")]
         L.append("Goals: " + ", ".join(f"{vs.count(v)} {w}" for v, w in VERDICTS.items()
                                        if vs.count(v)) + "." if vs else "Goals: none.")
         L.append("")
         base = pf.devices[0].key
-        others = [d for d in pf.devices if not d.baseline]
+        others = [d for d in pf.all_devices if not d.baseline]
         peers = any(d.peer for d in pf.devices)
-        hdr = "| figure | " + " | ".join(d.key for d in pf.devices) + " | " + \
+        hdr = "| figure | " + " | ".join(d.key for d in pf.all_devices) + " | " + \
               " | ".join(f"{d.key}/{base} [95% CI]" for d in others) + \
               (" | pv/best peer" if peers else "") + " | goal | verdict |"
         L.append(hdr)
         L.append("|" + "---|" * (hdr.count("|") - 1))
         for r in res["figures"]:
             unit = f" ({r['unit']})" if r["unit"] else ""
-            cells = [cell(r.get(d.key), r["unit"]) for d in pf.devices]
+            cells = [cell(r.get(d.key), r["unit"]) for d in pf.all_devices]
             ratio = [ratio_cell(r["ratios"].get(d.key), r["cis"].get(d.key)) for d in others]
             if peers:
                 ratio.append(ratio_cell(r.get("ratio_peer"), r.get("ci_peer")))
@@ -265,6 +265,6 @@ def print_table(p):
     pf, res = p["pf"], p["res"]
     print(f"== {pf.title}")
     for r in res["figures"]:
-        cells = "  ".join(f"{d.key} {cell(r.get(d.key), r['unit']):>22}" for d in pf.devices)
+        cells = "  ".join(f"{d.key} {cell(r.get(d.key), r['unit']):>22}" for d in pf.all_devices)
         met = VERDICTS.get(r.get("verdict"), "").replace("*", "")
         print(f"{r['label']:<48} {cells}  ratio {ratio_cell(r['ratio'], r['ci']):>18} {met}")

@@ -338,8 +338,14 @@ rows = [P.williams(list("SPHX"), r) for r in range(4)]
 check("bench: nested device order is a Williams square (every position, every predecessor once)",
       lambda: all(len({row[j] for row in rows}) == 4 for j in range(4)) and
       len({(row[j], row[j + 1]) for row in rows for j in range(3)}) == 12 and
-      [r.device.key for r in pf.plan({"s": dict(SETTINGS), "quick": True})[:4]]
-      == [d.key for d in P.williams(pf.devices, 0)])
+      [r.device.key for r in pf.plan({"s": dict(SETTINGS), "quick": True})[:5]]
+      == [d.key for d in P.williams(pf.all_devices, 0)])
+tcg = P.Tcg()
+plan = tcg.plan({"s": dict(SETTINGS), "quick": False, "icount": None})
+check("bench: the control boots in the main and boot-only experiments only",
+      lambda: {r.exp for r in plan if r.device.control} == {"main"} | ({"boot"} if SETTINGS["boot_reps"] > SETTINGS["reps"] else set())
+      and sum(r.device.control for r in plan if r.exp == "main") == SETTINGS["reps"]
+      and sum(r.device.control for r in pf.plan({"s": dict(SETTINGS), "quick": True})) == SETTINGS["reps"])
 check("bench: quick mode fails on a run with a problem (timeout, splat, unfinished set)",
       lambda: M.run_problems([{"name": "a", "problems": [], "logs": "x"},
                                   {"name": "b", "problems": ["timeout after 9 s"], "logs": "y"}])
