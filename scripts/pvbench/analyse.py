@@ -343,7 +343,6 @@ def analyse(pf, runs, cfg):
         r["ratios"] = {d.key: ratio(r.get(d.key), st) for d in devs}
         r["cis"] = {d.key: ratio_ci(r.get(d.key), st, f"{r['id']}|{d.key}")
                     for d in devs}
-        r["ci"] = r["cis"].get("pv")
         bp = best_peer(r)
         r["ratio_peer"] = ratio(pv, r.get(bp)) if bp else None
         r["ci_peer"] = ratio_ci(pv, r.get(bp), f"{r['id']}|peer") if bp else None
@@ -354,11 +353,11 @@ def analyse(pf, runs, cfg):
             n0 = s["scale_smp"][0]
             ref = next((x for x in figs if x["id"] == f"scale.{n0}.{r['id'].split('.')[2]}"), {})
             r["flat"] = ratio(pv, ref.get("pv"))
-            r["ci"] = ratio_ci(pv, ref.get("pv"), f"{r['id']}|flat")
+            r["ci_flat"] = ratio_ci(pv, ref.get("pv"), f"{r['id']}|flat")
             r["flat_stock"] = ratio(st, ref.get(base))
-            r["verdict"] = verdict([(r["ci"], pv, ref.get("pv"))], goal[1])
+            r["verdict"] = verdict([(r["ci_flat"], pv, ref.get("pv"))], goal[1])
         elif goal:
-            judged = [(r["ci"], pv, st)]
+            judged = [(r["cis"].get("pv"), pv, st)]
             if goal[2] and bp:
                 judged.append((r["ci_peer"], pv, r.get(bp)))
             r["verdict"] = verdict(judged, goal[1])

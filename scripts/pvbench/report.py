@@ -186,7 +186,7 @@ def write_readme(path, ctx):
             goal = r["goal"] or ""
             met = VERDICTS.get(r.get("verdict"), "")
             if r.get("flat") is not None:
-                goal += f" (PV: {ratio_cell(r['flat'], r['ci'])}"
+                goal += f" (PV: {ratio_cell(r['flat'], r['ci_flat'])}"
                 if r.get("flat_stock") is not None:
                     goal += f", stock: {r['flat_stock']:.2f}×"
                 goal += ")"
@@ -267,4 +267,4 @@ def print_table(p):
     for r in res["figures"]:
         cells = "  ".join(f"{d.key} {cell(r.get(d.key), r['unit']):>22}" for d in pf.all_devices)
         met = VERDICTS.get(r.get("verdict"), "").replace("*", "")
-        print(f"{r['label']:<48} {cells}  ratio {ratio_cell(r['ratio'], r['ci']):>18} {met}")
+        print(f"{r['label']:<48} {cells}  ratio {ratio_cell(r['ratio'], r['cis'].get('pv')):>18} {met}")
