@@ -144,6 +144,25 @@ build build-kernel KOUT "$TOP/scripts/build-kernel.sh"
 build build-initramfs INITRD "$TOP/scripts/build-initramfs.sh" "$KOUT"
 KERNEL=$KOUT/arch/x86/boot/bzImage
 
+echo "== QEMU configurations"
+# What QEMU must refuse or accept under TCG (tests/harness/qemu-config.sh):
+# one result per case, held to the script's plan.
+qc_out=$LOGS/qemu-config.log
+"$TOP/tests/harness/qemu-config.sh" "$QEMU" >"$qc_out" 2>&1
+qc_rc=$? qc_n=0 qc_fail=0
+qc_plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$qc_out" | head -n1)
+while IFS= read -r l; do
+	case $l in
+	"ok "*) qc_n=$((qc_n + 1)); result ok "qemu: ${l#ok [0-9]* }" ;;
+	"not ok "*) qc_n=$((qc_n + 1)) qc_fail=1
+		result fail "qemu: ${l#not ok [0-9]* }" "log: $qc_out" ;;
+	esac
+done <"$qc_out"
+if [ -z "$qc_plan" ] || [ "$qc_n" != "$qc_plan" ] ||
+	{ [ "$qc_rc" != 0 ] && [ "$qc_fail" = 0 ]; }; then
+	result fail "qemu configurations" "plan ${qc_plan:-none}, $qc_n results, exit $qc_rc (log: $qc_out)"
+fi
+
 echo "== kernel quality gates"
 # sparse (make C=2) over the series' C files; Documentation/virt with Sphinx.
 step sparse "$TOP/scripts/sparse.sh" "$KOUT"

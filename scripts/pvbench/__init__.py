@@ -31,9 +31,10 @@ QUICK = {
 }
 
 # QOM counters of every x86 vCPU (qemu/ series, "count guest timer activity")
-COUNTERS = ["pvce-arms", "pvce-disarms", "pvce-fires", "pvce-injections",
-            "pvce-gps", "pvce-exits", "timer-lapic-writes",
-            "timer-lapic-reads", "timer-lapic-fires", "apic-eois"]
+COUNTERS = ["x-pvce-arms", "x-pvce-disarms", "x-pvce-fires",
+            "x-pvce-injections", "x-pvce-gps", "x-pvce-exits",
+            "x-timer-lapic-writes", "x-timer-lapic-reads",
+            "x-timer-lapic-fires", "x-apic-eois"]
 
 
 def log(*a):

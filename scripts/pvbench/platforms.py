@@ -229,14 +229,14 @@ class Tcg(Platform):
         # hypervisor, every expiry one interrupt injection, every EOI one
         # more access (x2APIC MSR or xAPIC MMIO write).
         if device.key == "pv":
-            events = d["pvce-fires"]
-            inj = d["pvce-injections"]
+            events = d["x-pvce-fires"]
+            inj = d["x-pvce-injections"]
         else:
-            events = d["timer-lapic-fires"]
-            inj = d["timer-lapic-fires"]
+            events = d["x-timer-lapic-fires"]
+            inj = d["x-timer-lapic-fires"]
         out = {
-            "program": d["pvce-exits"],     # timer MSR / LAPIC timer reg accesses
-            "eoi": d["apic-eois"],
+            "program": d["x-pvce-exits"],  # timer MSR / LAPIC timer reg accesses
+            "eoi": d["x-apic-eois"],
             "inject": inj,
             "events": events,
             "raw": d,

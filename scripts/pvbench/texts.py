@@ -18,10 +18,10 @@ METHOD = [
     "Interactions: QEMU's per-vCPU QOM counters, read over QMP when the guest "
     "prints a mark and holds still (nothing is printed inside a window). "
     "Timer programming accesses = PV MSR accesses or LAPIC timer register "
-    "accesses (`pvce-exits`), EOIs = `apic-eois` (all EOIs of the vCPU), "
-    "injections = `pvce-injections` or `timer-lapic-fires`; total = their "
+    "accesses (`x-pvce-exits`), EOIs = `x-apic-eois` (all EOIs of the vCPU), "
+    "injections = `x-pvce-injections` or `x-timer-lapic-fires`; total = their "
     "sum. A timer event is one expiry counted by the hypervisor "
-    "(`pvce-fires` or `timer-lapic-fires`), summed over vCPUs. NO_HZ idle: "
+    "(`x-pvce-fires` or `x-timer-lapic-fires`), summed over vCPUs. NO_HZ idle: "
     "the guest sleeps in `sleep` (window of nohz_s); cyclictest: the idle "
     "guest's cyclictest window.",
     "Boot: guest time = printk timestamp of \"Run /init as init process\"; "

@@ -169,7 +169,7 @@ static int finish(void)
 	}
 	printf("# %u tests, %u failed\n", tap_count, tap_failed);
 	for (i = 0; i < ncpus; i++)
-		printf("# PVTIME-QOM cpu=%d pvce-gps=%" PRIu64 " pvce-arms=%" PRIu64 "\n",
+		printf("# PVTIME-QOM cpu=%d x-pvce-gps=%" PRIu64 " x-pvce-arms=%" PRIu64 "\n",
 		       cpus[i], n_gp[i], n_arm[i]);
 	return tap_failed ? KSFT_FAIL : KSFT_PASS;
 }
