@@ -8,11 +8,16 @@ it, saves its whole state through the migration stream into a file
 quits it. Guest B is the same command line with -incoming from that file;
 it must finish the set with every sleep on time. The counters named by the
 row (counter=) must grow on every vCPU of B after the restore.
+
+Before B, the same state is loaded with vCPU 0's device state corrupted
+in each way no guest can leave it (CORRUPT): each such QEMU must refuse
+the stream with the device's error message and exit, never running.
 """
 import os
 import re
 import shlex
 import shutil
+import struct
 import sys
 import time
 
@@ -28,6 +33,47 @@ def counters(q, props):
         out[cpu["cpu-index"]] = {p: q.cmd("qom-get", path=path, property=p)
                                  for p in props}
     return out
+
+
+# vCPU 0's "cpu/pv_clockevent" subsection in the migration stream: the
+# subsection marker, the name's length and the name, the version (be32),
+# then CTRL and DEADLINE (be64) and the pending flag (one byte).
+PVCE_SUBSECTION = b"\x05\x11cpu/pv_clockevent"
+ENABLE, VECTOR_MASK = 1, 0xff00
+
+# (what, new (ctrl, deadline, pending) from the saved ones, QEMU's message)
+CORRUPT = [
+    ("a reserved bit in CTRL",
+     lambda c, d, p: (c | 1 << 40, d, p), "Invalid PV clock event control"),
+    ("vector 0x10 enabled",
+     lambda c, d, p: ((c & ~VECTOR_MASK) | 0x1000 | ENABLE, d, p),
+     "Invalid PV clock event control"),
+    ("a deadline while disabled",
+     lambda c, d, p: (0, d or 1 << 40, 0),
+     "PV clock event deadline while the device is disabled"),
+    ("a pending expiry while disabled",
+     lambda c, d, p: (0, 0, 1),
+     "PV clock event pending expiry while the device is disabled"),
+]
+
+
+def corrupt(state, out, change):
+    """Write state to out with vCPU 0's device state changed by change();
+    returns the saved (ctrl, deadline, pending)."""
+    with open(state, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(PVCE_SUBSECTION)
+    if at < 0:
+        raise RuntimeError("the saved state has no cpu/pv_clockevent subsection")
+    at += len(PVCE_SUBSECTION)
+    version, ctrl, deadline, pending = struct.unpack_from(">IQQB", data, at)
+    if version != 1 or pending > 1:
+        raise RuntimeError(f"cpu/pv_clockevent subsection not as expected: "
+                           f"version {version}, pending {pending}")
+    struct.pack_into(">IQQB", data, at, version, *change(ctrl, deadline, pending))
+    with open(out, "wb") as f:
+        f.write(data)
+    return ctrl, deadline, pending
 
 
 def wait_for(guest, pattern, timeout):
@@ -80,6 +126,23 @@ def run(a):
         qa.cmd("quit")
         qa.close()
         ga.wait(30)
+
+        bad = state + ".bad"
+        for i, (what, change, message) in enumerate(CORRUPT):
+            saved = corrupt(state, bad, change)
+            gc = guest(f"C{i}", ["-incoming", "exec:cat " + shlex.quote(bad)]).start()
+            guests.append(gc)
+            rc = gc.wait(60)
+            log = gc.read("qemu.log")
+            if gc.timed_out:
+                problems.append(f"a stream with {what} was not refused "
+                                "(QEMU still up after 60 s)")
+            elif rc == 0 or message not in log:
+                problems.append(f"a stream with {what} (saved ctrl/deadline/"
+                                f"pending {saved}): exit {rc}, "
+                                f"\"{message}\" {'said' if message in log else 'not said'}")
+        if os.path.exists(bad):
+            os.unlink(bad)
 
         gb = guest("B", ["-incoming", "exec:cat " + shlex.quote(state)]).start()
         guests.append(gb)
