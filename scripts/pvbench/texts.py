@@ -11,10 +11,11 @@ METHOD = [
     "the pooled histogram of all threads of one boot; p50/p99/p99.9 are the "
     "1 µs bucket holding that quantile, max is cyclictest's exact maximum.",
     "Stall: the QEMU CPU property x-timer-program-stall-us makes the vCPU "
-    "thread sleep that long in host time right before each timer-programming "
-    "write takes effect (the PV deadline MSR write or the LAPIC initial-count "
-    "write), guest time running on; cyclictest as for the idle guest. The "
-    "knob is set for the whole boot.",
+    "thread sleep that long in host time, outside QEMU's global lock, right "
+    "before each timer-programming MSR write is handled (the PV deadline MSR "
+    "or the x2APIC initial-count MSR; both guests run their local APIC in "
+    "x2APIC mode), guest time running on; cyclictest as for the idle guest. "
+    "The knob is set for the whole boot.",
     "Interactions: QEMU's per-vCPU QOM counters, read over QMP when the guest "
     "prints a mark and holds still (nothing is printed inside a window). "
     "Timer programming accesses = PV MSR accesses or LAPIC timer register "
