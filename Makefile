@@ -5,7 +5,7 @@ SHELL := /bin/sh
 S := scripts
 
 .PHONY: help deps fetch tree-linux tree-qemu export-linux export-qemu \
-	qemu kernel initramfs demo check bench clean
+	qemu kernel initramfs demo check stress bench clean
 
 help:
 	@echo "make deps          install the Debian 12 packages the harness needs"
@@ -17,6 +17,7 @@ help:
 	@echo "make qemu|kernel|initramfs   cached, incremental builds"
 	@echo "make demo          boot a 2-vCPU guest and show its timer devices"
 	@echo "make check         gates, builds, harness self-tests, the guest matrix"
+	@echo "make stress        the long counts of the robustness figures (tests/stress)"
 	@echo "make bench         PV device vs stock timers: figures, plots (BENCH_QUICK=1: reduced)"
 
 deps:
@@ -45,6 +46,9 @@ demo: fetch
 
 check:
 	@$(S)/check.sh
+
+stress: fetch
+	@$(S)/stress.sh
 
 bench: fetch
 	@/usr/bin/python3 $(S)/bench.py

@@ -32,7 +32,8 @@
  * certainly expired early. This can miss an early expiry shorter than one
  * poll iteration but never reports a false one.
  *
- * Usage: pvtime_msr_test [--cpus N] [--vector V]
+ * Usage: pvtime_msr_test [--cpus N] [--vector V] [--fuzz N]
+ * (--fuzz: random accesses per CPU of the fuzz test, default 5000)
  * Exit: 0 all passed, 1 a test failed, 4 skipped (no /dev/cpu/0/msr, or the
  * kernel is using the device).
  */
@@ -64,12 +65,16 @@
 #define KVM_FEATURE_CLOCKSOURCE2	3
 #define KVM_FEATURE_PV_CLOCKEVENT	18
 
+#define MSR_KVM_WALL_CLOCK_NEW		0x4b564d00u
+#define MSR_KVM_SYSTEM_TIME_NEW		0x4b564d01u
 #define MSR_KVM_PV_CLOCKEVENT_CTRL	0x4b564d09u
 #define MSR_KVM_PV_CLOCKEVENT_DEADLINE	0x4b564d0au
 
 #define CTRL_ENABLE		(1ull << 0)
 #define CTRL_VECTOR_SHIFT	8
 #define CTRL_VECTOR(v)		((uint64_t)(v) << CTRL_VECTOR_SHIFT)
+#define CTRL_VECTOR_MASK	CTRL_VECTOR(0xff)
+#define CTRL_RESERVED		(~(CTRL_ENABLE | CTRL_VECTOR_MASK))
 #define FIRST_VALID_VECTOR	32
 
 #define DEFAULT_VECTOR		0xed	/* HYPERV_STIMER0_VECTOR, see above */
@@ -99,6 +104,16 @@
 #define QUIET_NS		(200 * NSEC_PER_MSEC)
 
 #define STORM_WRITES		10000
+/* Accesses of the fuzz per CPU, unless --fuzz says otherwise */
+#define FUZZ_ACCESSES		5000
+/*
+ * Vectors of the fuzz's enabled CTRL values: whatever fires during the
+ * fuzz is injected with one of them, and must be harmless when it comes
+ * unasked. RESCHEDULE_VECTOR and CALL_FUNCTION_SINGLE_VECTOR are: their
+ * handlers find nothing to do, and neither logs a line.
+ */
+#define FUZZ_VECTOR		0xfd
+#define FUZZ_VECTOR_ALT		0xfb
 #define PAST_STORM_WRITES	32	/* each logs a line: keep it small */
 #define TIMING_ITERS		20
 
@@ -307,7 +322,16 @@ static void wr_gp(int idx, uint32_t msr, uint64_t val)
 
 static const char *name_of(uint32_t msr)
 {
-	return msr == MSR_KVM_PV_CLOCKEVENT_CTRL ? "CTRL" : "DEADLINE";
+	switch (msr) {
+	case MSR_KVM_PV_CLOCKEVENT_CTRL:
+		return "CTRL";
+	case MSR_KVM_PV_CLOCKEVENT_DEADLINE:
+		return "DEADLINE";
+	case MSR_KVM_SYSTEM_TIME_NEW:
+		return "MSR_KVM_SYSTEM_TIME_NEW";
+	default:
+		return "MSR_KVM_WALL_CLOCK_NEW";
+	}
 }
 
 static void expect_msr(int idx, uint32_t msr, uint64_t want, const char *when)
@@ -1250,6 +1274,167 @@ static void cleanup(void)
 		wrmsr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
 }
 
+static uint64_t fuzz_accesses = FUZZ_ACCESSES;
+
+static uint64_t xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	return x;
+}
+
+/* A CTRL value: valid, disabled, a low vector, reserved bits, or anything. */
+static uint64_t fuzz_ctrl(uint64_t r)
+{
+	uint64_t fv = CTRL_VECTOR(r & 0x100 ? FUZZ_VECTOR : FUZZ_VECTOR_ALT);
+	uint64_t v;
+
+	switch (r % 6) {
+	case 0:
+		return CTRL_ENABLE | fv;
+	case 1:
+		return CTRL_VECTOR(r >> 16);
+	case 2:
+		return CTRL_ENABLE | CTRL_VECTOR((r >> 16) % FIRST_VALID_VECTOR);
+	case 3:
+		return CTRL_ENABLE | fv | (1ull << 1) |
+		       ((1ull << ((r >> 16) % 64)) & CTRL_RESERVED);
+	case 4:
+		v = r * 0xbf58476d1ce4e5b9ull;
+		/* An acceptable enable must not inject a vector of the kernel's */
+		if (!(v & CTRL_RESERVED) && (v & CTRL_ENABLE))
+			v = (v & ~CTRL_VECTOR_MASK) | fv;
+		return v;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A DEADLINE value and whether it may have expired by the next read: 0,
+ * in the past, now (only when kvm-clock can be read), far ahead or
+ * UINT64_MAX.
+ */
+static uint64_t fuzz_deadline(uint64_t r, bool timed, bool *may_expire)
+{
+	*may_expire = true;
+	switch (r % 5) {
+	case 0:
+		*may_expire = false;
+		return 0;
+	case 1:
+		return PAST_DEADLINE + (r >> 8) % NSEC_PER_SEC;
+	case 2:
+		if (timed)
+			return kvmclock_ns();
+		return PAST_DEADLINE;
+	case 3:
+		*may_expire = false;
+		return FAR_DEADLINE + (r >> 8);
+	default:
+		*may_expire = false;
+		return UINT64_MAX;
+	}
+}
+
+/*
+ * fuzz_accesses random accesses to the device's MSRs and to kvm-clock's
+ * on each CPU, each checked against a model of the ABI: CTRL with reserved
+ * bits, or ENABLE with a vector below 32, is #GP; so is DEADLINE while
+ * disabled; a rejected write changes nothing; disabling disarms; CTRL reads
+ * what was written; DEADLINE reads the armed deadline or, once that has
+ * passed, 0 (never before kvm-clock reaches it, where kvm-clock can be
+ * read). kvm-clock's MSRs are written with the values the kernel uses and
+ * must read them back. The tests after this one show the timer working on
+ * every CPU.
+ */
+static void test_fuzz(void)
+{
+	uint64_t seed, r, v, got, ctrl, deadline, sys, wall, k, n = 0, gps = 0;
+	bool gp, timed, may_expire = false;
+	int i, ret;
+
+	tap_begin();
+	for (i = 0; i < ncpus && cur_ok; i++) {
+		if (!pinned(i))
+			continue;
+		timed = pvti && (!i || pvti_stable);
+		sys = rd(i, MSR_KVM_SYSTEM_TIME_NEW);
+		wall = rd(i, MSR_KVM_WALL_CLOCK_NEW);
+		wr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
+		ctrl = 0;
+		deadline = 0;
+		seed = 0x9e3779b97f4a7c15ull * (cpus[i] + 1);
+		for (k = 0; k < fuzz_accesses && cur_ok; k++, n++) {
+			r = xorshift64(&seed);
+			switch (r % 8) {
+			case 0:
+			case 1:
+				v = fuzz_ctrl(r >> 3);
+				gp = (v & CTRL_RESERVED) ||
+				     ((v & CTRL_ENABLE) &&
+				      (v & CTRL_VECTOR_MASK) >> CTRL_VECTOR_SHIFT < FIRST_VALID_VECTOR);
+				ret = wrmsr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, v);
+				CHECK(ret == (gp ? -EIO : 0),
+				      "cpu%d: access %" PRIu64 ": CTRL write %#" PRIx64 ": %s, the model predicts %s",
+				      cpus[i], k, v, ret ? strerror(-ret) : "accepted",
+				      gp ? "#GP" : "no #GP");
+				if (!gp) {
+					ctrl = v;
+					if (!(v & CTRL_ENABLE))
+						deadline = 0;
+				}
+				gps += gp;
+				break;
+			case 2:
+			case 3:
+				gp = !(ctrl & CTRL_ENABLE);
+				v = fuzz_deadline(r >> 3, timed, &may_expire);
+				ret = wrmsr(i, MSR_KVM_PV_CLOCKEVENT_DEADLINE, v);
+				CHECK(ret == (gp ? -EIO : 0),
+				      "cpu%d: access %" PRIu64 ": DEADLINE write %#" PRIx64 " with CTRL %#" PRIx64 ": %s, the model predicts %s",
+				      cpus[i], k, v, ctrl, ret ? strerror(-ret) : "accepted",
+				      gp ? "#GP" : "no #GP");
+				if (!gp)
+					deadline = v;
+				gps += gp;
+				break;
+			case 4:
+				got = rd(i, MSR_KVM_PV_CLOCKEVENT_CTRL);
+				CHECK(got == ctrl, "cpu%d: access %" PRIu64 ": CTRL reads %#" PRIx64 ", the model %#" PRIx64,
+				      cpus[i], k, got, ctrl);
+				break;
+			case 5:
+				got = rd(i, MSR_KVM_PV_CLOCKEVENT_DEADLINE);
+				CHECK(got == deadline ||
+				      (!got && may_expire && (!timed || deadline <= kvmclock_ns())),
+				      "cpu%d: access %" PRIu64 ": DEADLINE reads %#" PRIx64 ", the model %#" PRIx64 "%s",
+				      cpus[i], k, got, deadline,
+				      may_expire ? " or 0 once kvm-clock reaches it" : "");
+				deadline = got;
+				break;
+			case 6:
+				wr(i, MSR_KVM_SYSTEM_TIME_NEW, sys);
+				expect_msr(i, MSR_KVM_SYSTEM_TIME_NEW, sys, "kvm-clock rewritten");
+				break;
+			default:
+				wr(i, MSR_KVM_WALL_CLOCK_NEW, wall);
+				expect_msr(i, MSR_KVM_WALL_CLOCK_NEW, wall, "wall clock rewritten");
+				break;
+			}
+		}
+		wr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, 0);
+		expect_state(i, 0, 0, "after the fuzz");
+	}
+	diag("fuzz: %" PRIu64 " accesses on %d CPU(s), %" PRIu64 " of them #GP", n, ncpus, gps);
+	CHECK(gps, "fuzz: no access was rejected");
+	tap_end("fuzz: random accesses to the device's and kvm-clock's MSRs match the ABI model");
+}
+
 static void test_cleanup(void)
 {
 	int i;
@@ -1355,6 +1540,7 @@ static const test_fn present_tests[] = {
 	test_ctrl_low_vector,
 	test_ctrl_disabled_values,
 	test_ctrl_readback,
+	test_fuzz,
 	test_arm_far,
 	test_disarm,
 	test_vector_change,
@@ -1398,8 +1584,10 @@ int main(int argc, char **argv)
 			want = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--vector") && i + 1 < argc) {
 			vector = strtoul(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--fuzz") && i + 1 < argc) {
+			fuzz_accesses = strtoull(argv[++i], NULL, 0);
 		} else {
-			fprintf(stderr, "usage: %s [--cpus N] [--vector V]\n",
+			fprintf(stderr, "usage: %s [--cpus N] [--vector V] [--fuzz N]\n",
 				argv[0]);
 			return KSFT_FAIL;
 		}

@@ -201,6 +201,10 @@ check("matrix: an unknown field, a row without a set, a repeated name are errors
 check("matrix: tests/matrix reads, every row states its expectation or is not a pvtime row",
       lambda: all(r["expect"] or r["set"] not in ("pvtime", "pvtime-full", "l2")
                   for r in matrix_rows(os.path.join(sys.argv[1], "..", "tests", "matrix"))))
+check("matrix: tests/stress (make stress) reads, and names rows tests/matrix does not",
+      lambda: (lambda st, mx: st and not {r["name"] for r in st} & {r["name"] for r in mx})(
+          matrix_rows(os.path.join(sys.argv[1], "..", "tests", "stress")),
+          matrix_rows(os.path.join(sys.argv[1], "..", "tests", "matrix"))))
 
 # The closing tally: fails closed.
 def summed(lines):
