@@ -1292,6 +1292,7 @@ static uint64_t fuzz_ctrl(uint64_t r)
 {
 	uint64_t fv = CTRL_VECTOR(r & 0x100 ? FUZZ_VECTOR : FUZZ_VECTOR_ALT);
 	uint64_t v;
+	int bit;
 
 	switch (r % 6) {
 	case 0:
@@ -1301,8 +1302,11 @@ static uint64_t fuzz_ctrl(uint64_t r)
 	case 2:
 		return CTRL_ENABLE | CTRL_VECTOR((r >> 16) % FIRST_VALID_VECTOR);
 	case 3:
-		return CTRL_ENABLE | fv | (1ull << 1) |
-		       ((1ull << ((r >> 16) % 64)) & CTRL_RESERVED);
+		/* One reserved bit, each as likely as the others */
+		bit = (r >> 16) % 64;
+		if (!((1ull << bit) & CTRL_RESERVED))
+			bit = 1;
+		return CTRL_ENABLE | fv | (1ull << bit);
 	case 4:
 		v = r * 0xbf58476d1ce4e5b9ull;
 		/* An acceptable enable must not inject a vector of the kernel's */
