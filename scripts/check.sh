@@ -12,10 +12,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 LOGS=$BUILD/logs
-rm -rf "$LOGS"
-mkdir -p "$LOGS"
-RESULTS=$LOGS/results.jsonl
-: >"$RESULTS"
+RESULTS=$(results_stream "$LOGS") || die "cannot make $LOGS"
 LOST=0
 
 result() { # result ok|fail|skip NAME [DETAIL]

@@ -22,6 +22,12 @@ BUILD_CC=gcc
 command -v ccache >/dev/null 2>&1 && BUILD_CC="ccache gcc"
 
 msg() { echo "pvtime: $*" >&2; }
+
+# results_stream DIR: DIR made anew, with an empty results stream in it
+# (scripts/tally.py); prints the stream's path.
+results_stream() {
+	rm -rf "$1" && mkdir -p "$1" && : >"$1/results.jsonl" && echo "$1/results.jsonl"
+}
 die() { echo "pvtime: error: $*" >&2; exit 1; }
 
 # need TOOL PATH-OR-CMD PACKAGE: one-line, actionable error when missing.

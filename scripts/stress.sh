@@ -10,10 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 out=$BUILD/stress
-rm -rf "$out"
-mkdir -p "$out"
-results=$out/results.jsonl
-: >"$results"
+results=$(results_stream "$out") || die "cannot make $out"
 
 "$TOP/scripts/fetch.sh" >"$out/fetch.log" 2>&1 || die "fetch failed (log: $out/fetch.log)"
 build() { # build NAME CMD...: the last line of CMD's output, or die
