@@ -49,6 +49,7 @@ refused() {
 # answers CPU PROPERTY=VALUE...: QEMU starts, and each property reads VALUE.
 answers() {
 	cpu=$1; shift
+	# shellcheck disable=SC2046 # one argument per property name
 	start "$cpu" $(for pv in "$@"; do echo "${pv%%=*}"; done)
 	ok=$(cat "$w/rc")
 	for pv in "$@"; do
