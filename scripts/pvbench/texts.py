@@ -129,14 +129,14 @@ STATIC_NOTES = {
         "its early tick and, once the LAPIC timers take over, stops it by "
         "clearing only the timer's interrupt enable. An HPET timer keeps "
         "running with its interrupt disabled, and QEMU's HPET keeps re-arming "
-        "it: in an idle stock guest QEMU's main loop runs its HPET timer "
-        "callback every 4 ms (timer 0, periodic, interrupt disabled, period "
-        "400000 ticks of 10 ns), about 500 main-loop wakeups per second "
-        "against about a dozen with PV, whose guest never sets up the HPET. "
-        "That, not the timer path, is most of the difference.",
+        "it, waking QEMU's main loop while the guest idles; the PV guest "
+        "never sets up the HPET. How much of the difference that is, this "
+        "run's `stock-nohpet` control (stock with hpet=disable) shows: "
+        "compare its row with stock's and PV's.",
         "Interactions that remain, on either device: per expiry one injection "
         "and one EOI (the PV vector comes through the same local APIC and is "
-        "EOIed like the LAPIC timer's), and 1.5 to 1.8 programming writes: "
+        "EOIed like the LAPIC timer's), and the programming writes (the "
+        "interactions table gives them per expiry for this run): "
         "hrtimer_interrupt() reprograms for the next event after each expiry, "
         "cyclictest's clock_nanosleep() arms its next deadline (the earliest "
         "event of its CPU), and NO_HZ idle entry and exit stop and restart the "
@@ -152,12 +152,9 @@ STATIC_NOTES = {
         "deadline). But every wakeup also passes stalled writes itself: "
         "hrtimer_interrupt() reprograms the device for the next event before "
         "the woken task runs, so a wakeup is late by at least one stall on "
-        "either device. At 100 µs, well inside the 1 ms period, PV is late by "
-        "about one stall and stock by about two; at 1000 µs, one period, the "
-        "wakeup is already a period late when cyclictest programs its next "
-        "deadline, so no time is left and PV saves little. With this knob the "
-        "ratio cannot reach 0.1; the 'added by the stall' rows (each against "
-        "stall 0 of the same repetition) isolate what the device changes.",
+        "either device, which bounds what an absolute deadline can save under "
+        "this knob. The 'added by the stall' rows (each against stall 0 of "
+        "the same repetition) isolate what the device changes.",
     ],
 }
 
