@@ -1345,6 +1345,17 @@ static uint64_t fuzz_deadline(uint64_t r, bool timed, bool *may_expire)
 	}
 }
 
+/* A write of the fuzz, which the model says is rejected (#GP) or not. */
+static void fuzz_wr(int idx, uint64_t k, uint32_t msr, uint64_t v, bool gp)
+{
+	int ret = wrmsr(idx, msr, v);
+
+	CHECK(ret == (gp ? -EIO : 0),
+	      "cpu%d: access %" PRIu64 ": %s write %#" PRIx64 ": %s, the model predicts %s",
+	      cpus[idx], k, name_of(msr), v, ret ? strerror(-ret) : "accepted",
+	      gp ? "#GP" : "no #GP");
+}
+
 /*
  * fuzz_accesses random accesses to the device's MSRs and to kvm-clock's
  * on each CPU, each checked against a model of the ABI: CTRL with reserved
@@ -1360,7 +1371,7 @@ static void test_fuzz(void)
 {
 	uint64_t seed, r, v, got, ctrl, deadline, sys, wall, k, n = 0, gps = 0;
 	bool gp, timed, may_expire = false;
-	int i, ret;
+	int i;
 
 	tap_begin();
 	for (i = 0; i < ncpus && cur_ok; i++) {
@@ -1382,11 +1393,7 @@ static void test_fuzz(void)
 				gp = (v & CTRL_RESERVED) ||
 				     ((v & CTRL_ENABLE) &&
 				      (v & CTRL_VECTOR_MASK) >> CTRL_VECTOR_SHIFT < FIRST_VALID_VECTOR);
-				ret = wrmsr(i, MSR_KVM_PV_CLOCKEVENT_CTRL, v);
-				CHECK(ret == (gp ? -EIO : 0),
-				      "cpu%d: access %" PRIu64 ": CTRL write %#" PRIx64 ": %s, the model predicts %s",
-				      cpus[i], k, v, ret ? strerror(-ret) : "accepted",
-				      gp ? "#GP" : "no #GP");
+				fuzz_wr(i, k, MSR_KVM_PV_CLOCKEVENT_CTRL, v, gp);
 				if (!gp) {
 					ctrl = v;
 					if (!(v & CTRL_ENABLE))
@@ -1398,11 +1405,7 @@ static void test_fuzz(void)
 			case 3:
 				gp = !(ctrl & CTRL_ENABLE);
 				v = fuzz_deadline(r >> 3, timed, &may_expire);
-				ret = wrmsr(i, MSR_KVM_PV_CLOCKEVENT_DEADLINE, v);
-				CHECK(ret == (gp ? -EIO : 0),
-				      "cpu%d: access %" PRIu64 ": DEADLINE write %#" PRIx64 " with CTRL %#" PRIx64 ": %s, the model predicts %s",
-				      cpus[i], k, v, ctrl, ret ? strerror(-ret) : "accepted",
-				      gp ? "#GP" : "no #GP");
+				fuzz_wr(i, k, MSR_KVM_PV_CLOCKEVENT_DEADLINE, v, gp);
 				if (!gp)
 					deadline = v;
 				gps += gp;
