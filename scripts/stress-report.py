@@ -13,20 +13,15 @@ import datetime
 import json
 import os
 import re
-import subprocess
 import sys
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pvbench import TOP
+from pvbench.measure import git_clean, git_rev
 
 # pvtime_msr_test: "# fuzz: N accesses on K CPU(s), M of them #GP"; the KVM
 # selftest, nested one level deeper: "... N accesses on K vCPUs, M of them
 # #GP, 0 mismatches".
 FUZZ = re.compile(r"(\d+) accesses on (\d+) v?CPU\(?s?\)?, (\d+) of them #GP")
-
-
-def git(*args):
-    return subprocess.run(["git", "-C", TOP] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True).stdout.strip()
 
 
 def counts(logdir, name):
@@ -67,8 +62,7 @@ def main():
         while os.path.exists(out):
             out, n = f"{base}-{n}", n + 1
     os.makedirs(out, exist_ok=True)
-    rev = git("rev-parse", "--short", "HEAD")
-    clean = not git("status", "--porcelain")
+    rev, clean = git_rev(), git_clean()
     lines = [f"# make stress, {day}", "",
              f"Harness revision {rev} ({'clean tree' if clean else 'tree with local changes'}); "
              f"{len(recs)} rows in {a.minutes} min on {os.cpu_count()} host CPUs. "
