@@ -283,6 +283,11 @@ def diagnose(status, consoles, most=25):
     return out
 
 
+# Seconds a guest has to reboot once it has reported its exit status: one
+# that hangs on the way down (e.g. with a CPU whose timers stopped) is
+# killed then rather than at the row's timeout, and the run fails.
+REBOOT_GRACE = 30
+
 # -cpu models by the names the matrix and the docs use.
 CPU_MODELS = {
     # kvm-clock under TCG and the paravirtual clock event device.
@@ -547,8 +552,24 @@ def run(a):
     shutil.rmtree(logdir, ignore_errors=True)
     g = Guest(cmd, logdir, qmp).start()
     qom = {"results": None}
+    # When the guest reported its exit status (state["rc_at"]), and
+    # whether it then failed to reboot in time (state["stuck"]).
+    state = {"rc_at": None, "stuck": False, "looked": 0.0}
+
+    def watch_reboot():
+        el = g.elapsed()
+        if state["rc_at"] is None:
+            if el - state["looked"] < 2:
+                return
+            state["looked"] = el
+            if re.search(r"^PVTIME-RC \d+", g.read("status.log"), re.M):
+                state["rc_at"] = el
+        elif el - state["rc_at"] > REBOOT_GRACE:
+            state["stuck"] = True
+            g.kill()
 
     def poll():
+        watch_reboot()
         if not a.qom_check or qom["results"] is not None:
             return
         # The guest holds still for a few seconds after this line.
@@ -573,6 +594,9 @@ def run(a):
     problems = []
     if g.timed_out:
         problems.append(f"timeout after {a.timeout} s")
+    elif state["stuck"]:
+        problems.append(f"the guest did not reboot within {REBOOT_GRACE} s "
+                        "of reporting its exit status")
     elif rc != 0:
         problems.append(f"qemu exited with {rc} (see qemu.log)")
     problems += status_problems(status, not a.no_tap, a.skips, tap, g.timed_out)

@@ -222,6 +222,27 @@ must_fail selftest-notap "runner fails a set that printed no TAP result" \
 must_fail selftest-expect "runner fails a row whose guest lacks the device it expects" \
 	'not ok 2 pvtime: every CPU ticks on the expected device' --set pvtime \
 	--cpu KVMCLOCK --append 'pvtime.expect=pv pvtime.timers=none'
+# selftests/pvtime's device-level test must fail on a device that fires
+# early, drops expiries, delivers on the wrong vector or delivers twice
+# (QEMU's x-pvce-fault-* test knobs), and its log must say what it saw.
+fault() { # fault NAME KNOB PATTERN
+	n=$1 knob=$2 pat=$3
+	what="selftests/pvtime fails a device with $knob"
+	if boot "$n" --set device --smp 2 \
+		--cpu "max,tcg-kvmclock=on,kvm-pv-clockevent=on,$knob"; then
+		result fail "$what" "the run passed"
+	elif ! grep -q '^  not ok 1 pvtime.device_expiry' "$LOGS/$n.out"; then
+		result fail "$what" "device_expiry did not fail: $(head -c 300 "$LOGS/$n.out")"
+	elif grep -qE "device_expiry:.*$pat" "$LOGS/guests/$n/console.log"; then
+		result ok "$what"
+	else
+		result fail "$what" "not said: $pat"
+	fi
+}
+fault fault-early x-pvce-fault-early-us=1000 'first: cpu[0-9]+: early interrupt'
+fault fault-drop x-pvce-fault-drop=25 'first: cpu[0-9]+: lost expiry'
+fault fault-vector x-pvce-fault-vector=25 'first: cpu[0-9]+: lost expiry'
+fault fault-twice x-pvce-fault-twice=25 'first: cpu[0-9]+: (early interrupt|interrupt with nothing programmed)'
 # A panic in the nested rig's L2 guest must fail its L1 row, from L2's console.
 if [ -n "$INITRD_L1" ]; then
 	must_fail selftest-l2-panic "runner fails a row whose L2 guest panics" \
