@@ -283,6 +283,9 @@ def diagnose(status, consoles, most=25):
     return out
 
 
+# The guest's exit status on its status port, written last (guest/init).
+RC_LINE = re.compile(r"^PVTIME-RC (\d+)", re.M)
+
 # Seconds a guest has to reboot once it has reported its exit status: one
 # that hangs on the way down (e.g. with a CPU whose timers stopped) is
 # killed then rather than at the row's timeout, and the run fails.
@@ -424,7 +427,7 @@ def status_problems(status, need_tap=True, skips=None, tap=None, timed_out=False
     than the row allows."""
     problems = []
     tap = tap or parse_tap(status.splitlines())
-    rcs = re.findall(r"^PVTIME-RC (\d+)", status, re.M)
+    rcs = RC_LINE.findall(status)
     if not rcs:
         if not timed_out:
             problems.append("guest reported no exit status")
@@ -562,7 +565,7 @@ def run(a):
             if el - state["looked"] < 2:
                 return
             state["looked"] = el
-            if re.search(r"^PVTIME-RC \d+", g.read("status.log"), re.M):
+            if RC_LINE.search(g.read("status.log")):
                 state["rc_at"] = el
         elif el - state["rc_at"] > REBOOT_GRACE:
             state["stuck"] = True
