@@ -2,11 +2,12 @@
 # build-initramfs-l1.sh KERNEL_OUT QEMU GUEST_INITRAMFS KVM_SELFTESTS: the
 # initramfs of the nested rig's L1 host. It is the guest initramfs with a
 # second cpio archive appended (the kernel unpacks both): the patched
-# qemu-system-x86_64 with its shared libraries and the dynamic loader, the
-# firmware it loads, the KVM selftests, and the L2 kernel and initramfs
-# (/pvtime/l2/: the same kernel, the normal guest initramfs), and the
-# benchmark's burst hog (guest/src/burst.c, static). Cached by the inputs'
-# keys. Prints the path of the archive.
+# qemu-system-x86_64 and the series' qtest (pvclockevent-test) with their
+# shared libraries and the dynamic loader, the firmware QEMU loads, the KVM
+# selftests, and the L2 kernel and initramfs (/pvtime/l2/: the same
+# kernel, the normal guest initramfs), and the benchmark's burst hog
+# (guest/src/burst.c, static). Cached by the inputs' keys. Prints the path
+# of the archive.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -34,6 +35,8 @@ done
 kernel=$kout/arch/x86/boot/bzImage
 [ -f "$kernel" ] || die "$kernel missing: run make kernel"
 [ -x "$qemu" ] || die "$qemu missing: run make qemu"
+qtest=$(dirname "$qemu")/tests/qtest/pvclockevent-test
+[ -x "$qtest" ] || die "$qtest missing: run make qemu"
 [ -f "$kvmst/list" ] || die "$kvmst/list missing: run scripts/build-kvm-selftests.sh"
 
 key=$( (cat "$kout/.pvtime-key" "$(dirname "$qemu")/.pvtime-key" "$0";
@@ -50,8 +53,9 @@ rm -rf "$root"
 mkdir -p "$root/usr/bin" "$root/usr/share/qemu" "$root/usr/share/seabios" \
 	"$root/pvtime/l2" "$root/kvm-selftests"
 strip -o "$root/usr/bin/qemu-system-x86_64" "$qemu"
-# Its libraries at the paths ldd resolves them to, the loader included.
-for l in $(ldd "$qemu" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}'); do
+strip -o "$root/usr/bin/pvclockevent-test" "$qtest"
+# Their libraries at the paths ldd resolves them to, the loader included.
+for l in $(ldd "$qemu" "$qtest" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | sort -u); do
 	mkdir -p "$root$(dirname "$l")"
 	cp -L "$l" "$root$l"
 done

@@ -60,12 +60,16 @@ step() {
 	n=$1; shift
 	long "$n" "$@"
 	st=$?
+	# The end of its messages (stderr: the reason, as a rule) and of its
+	# output, both shown on failure.
+	tail -n 8 "$LOGS/$n.log" >"$LOGS/$n.err-tail"
 	cat "$LOGS/$n.out" >>"$LOGS/$n.log"
 	if [ "$st" = 0 ]; then
 		result ok "$n"
 	else
 		result fail "$n" "log: $LOGS/$n.log"
-		tail -n 5 "$LOGS/$n.log" | sed 's/^/    /'
+		{ cat "$LOGS/$n.err-tail"; echo "..."; tail -n 5 "$LOGS/$n.out"; } |
+			cut -c1-400 | sed 's/^/    /'
 		return 1
 	fi
 }
@@ -154,6 +158,22 @@ echo "== QEMU configurations"
 "$TOP/tests/harness/qemu-config.sh" "$QEMU" >"$LOGS/qemu-config.results" \
 	2>"$LOGS/qemu-config.log"
 script_results "qemu configurations" $? "$LOGS/qemu-config.results" "qemu: "
+
+# The QEMU series' qtest, under TCG here (its KVM cases run in the nested
+# rig, set qemu-kvm): a result per TAP line, and its TCG cases must be
+# among them.
+QTEST=$(dirname "$QEMU")/tests/qtest/pvclockevent-test
+QTEST_QEMU_BINARY=$QEMU timeout 300 "$QTEST" --tap >"$LOGS/qtest.tap" 2>"$LOGS/qtest.log"
+qst=$?
+# A skipped case is a failed one.
+awk '/^ok [0-9]+ .*# SKIP/ { sub(/ # SKIP.*/, ""); print "fail", $3, "(skipped)"; next }
+	/^ok [0-9]+ / { print "ok", $3 } /^not ok [0-9]+ / { print "fail", $4 }' \
+	"$LOGS/qtest.tap" >"$LOGS/qtest.results"
+for c in apic-disabled migrate; do
+	grep -q "^[a-z]* /x86_64/x86/pvclockevent/$c/tcg" "$LOGS/qtest.results" ||
+		echo "fail /x86_64/x86/pvclockevent/$c/tcg: not run" >>"$LOGS/qtest.results"
+done
+script_results "qtest pvclockevent-test" $qst "$LOGS/qtest.results" "qtest: "
 
 echo "== kernel quality gates"
 # sparse (make C=2) over the series' C files; Documentation/virt with Sphinx.
