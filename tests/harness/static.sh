@@ -95,6 +95,26 @@ else
 	r fail "kvm-selftests set: a required test that skips fails the row (see $kd/out)"
 fi
 
+# A filter for pvtime_test (pvtime.kvmfilter) that selects no case fails;
+# one that ran a case passes.
+kf=$out/kvmfilter
+mkdir -p "$kf/x86"
+printf '#!/bin/sh\necho "# args: $*"\necho "1..0"\nexit 0\n' >"$kf/x86/pvtime_test"
+chmod +x "$kf/x86/pvtime_test"
+printf 'x86/pvtime_test\n' >"$kf/list"
+PVTIME_KVMDIR=$kf PVTIME_KVMDEV=/dev/null PVTIME_TMP=$kf PVTIME_KVMFILTER="-r pvtime.nosuch" \
+	sh "$top/guest/sets/kvm-selftests" >"$kf/out-none" 2>&1
+printf '#!/bin/sh\necho "# args: $*"\necho "1..1"\necho "ok 1 pvtime.repin"\nexit 0\n' >"$kf/x86/pvtime_test"
+PVTIME_KVMDIR=$kf PVTIME_KVMDEV=/dev/null PVTIME_TMP=$kf PVTIME_KVMFILTER="-r pvtime.repin" \
+	sh "$top/guest/sets/kvm-selftests" >"$kf/out-one" 2>&1
+if grep -q '^not ok 2 selftests: kvm: x86/pvtime_test -r pvtime.nosuch # no case ran$' "$kf/out-none" &&
+   grep -q '^# # args: -r pvtime.repin$' "$kf/out-one" &&
+   grep -q '^ok 2 selftests: kvm: x86/pvtime_test$' "$kf/out-one"; then
+	r ok "kvm-selftests set: a pvtime_test filter that selects no case fails"
+else
+	r fail "kvm-selftests set: a pvtime_test filter that selects no case fails (see $kf/out-none, $kf/out-one)"
+fi
+
 # Both Python blocks register their checks in a table; the prologue prints
 # the plan and runs them, a check that raises is a failed check.
 PROLOGUE='
