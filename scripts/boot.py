@@ -205,14 +205,15 @@ def hang_report(qmp_path, path):
     try:
         q.s.settimeout(10)
 
-        def hmp(c):
-            return q.cmd("human-monitor-command", **{"command-line": c})
+        # Each command names its vCPU: an HMP "cpu N" does not carry over
+        # from one human-monitor-command to the next.
+        def hmp(c, i):
+            return q.cmd("human-monitor-command", **{"command-line": c, "cpu-index": i})
 
         text = ""
         for cpu in q.cmd("query-cpus-fast"):
             i = cpu["cpu-index"]
-            hmp(f"cpu {i}")
-            text += f"== vCPU {i}\n" + hmp("info registers") + hmp("info lapic")
+            text += f"== vCPU {i}\n" + hmp("info registers", i) + hmp("info lapic", i)
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         return [f"QEMU monitor: {e}"]
     finally:
